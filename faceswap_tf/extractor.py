@@ -1,0 +1,295 @@
+"""The extract stage: videos and images in, aligned face crops and an alignments file out.
+
+The main process decodes (ffmpeg decodes in a process of its own) and hands frames to a pool
+of worker processes, one per core, each holding its own dlib models: detect, landmarks,
+alignment, PNG encoding and writing all happen there, so both cores stay busy. Results come
+back in order; the alignments file is written once, at the end, atomically.
+"""
+
+import dataclasses
+import multiprocessing
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+
+from faceswap_tf import media
+from faceswap_tf.errors import UserError
+from faceswap_tf.faces import align, alignments, detect, identity
+from faceswap_tf.progress import Progress
+
+STAGES = ("decode", "detect", "landmarks", "identity", "warp", "write")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractConfig:
+    input: str
+    output_dir: str
+    detector: detect.DetectorConfig = dataclasses.field(default_factory=detect.DetectorConfig)
+    size: int = 256
+    padding: float = 0.2
+    every_nth: int = 1
+    largest_face: bool = False
+    reference: str | None = None
+    reference_distance: float = identity.DEFAULT_MATCH_DISTANCE
+    descriptor_model: str | None = None
+    workers: int = 0  # 0: one per core
+
+    def __post_init__(self):
+        if not 16 <= self.size <= 2048:
+            raise UserError(f"--size={self.size}: must be between 16 and 2048 pixels")
+        if not 0.0 <= self.padding < 0.5:
+            raise UserError(f"--padding={self.padding}: must be in [0, 0.5)")
+        if self.every_nth < 1:
+            raise UserError(f"--every_nth={self.every_nth}: must be at least 1")
+        if self.workers < 0:
+            raise UserError(f"--workers={self.workers}: must be 0 (one per core) or more")
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+
+@dataclasses.dataclass
+class Summary:
+    frames: int = 0
+    faces: int = 0
+    frames_without_face: int = 0
+    faces_rejected: int = 0  # found, but not the reference person
+    sources: int = 0
+    bad_sources: list[str] = dataclasses.field(default_factory=list)  # one line each
+    seconds: float = 0.0
+    stage_seconds: dict = dataclasses.field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    @property
+    def fps(self) -> float:
+        return self.frames / max(self.seconds, 1e-9)
+
+    def lines(self) -> list[str]:
+        lines = [
+            f"frames read: {self.frames}  faces written: {self.faces}  "
+            f"frames without a face: {self.frames_without_face}  "
+            f"seconds: {self.seconds:.1f}  ({self.fps:.1f} frames/s)"
+        ]
+        if self.faces_rejected:
+            lines.append(f"faces not matching the reference: {self.faces_rejected}")
+        if self.bad_sources:
+            lines.append(f"files skipped: {len(self.bad_sources)}")
+        return lines
+
+
+def run(config: ExtractConfig, log=sys.stderr) -> Summary:
+    """Extracts every face in `config.input` into `config.output_dir`.
+
+    Raises UserError when nothing usable was found; bad files inside a folder are reported on
+    `log`, skipped and counted in the summary.
+    """
+    sources = [os.path.abspath(path) for path in media.list_media(config.input)]
+    os.makedirs(config.output_dir, exist_ok=True)
+    alignments_path = os.path.join(config.output_dir, alignments.FILE_NAME)
+    previous = (
+        alignments.load(alignments_path) if os.path.exists(alignments_path) else []
+    )
+    _check_crop_names(sources, previous)
+
+    # Loaded here too so that a bad model file is one clear error, not failing workers.
+    detector = detect.FaceDetector(config.detector)
+    reference = None
+    if config.reference:
+        reference = identity.reference_descriptor(
+            config.reference, detector, identity.FaceDescriber(config.descriptor_model)
+        )
+
+    summary = Summary(sources=len(sources))
+    total = _estimate_frames(sources, config.every_nth)
+    progress = Progress(total, "frames", stream=log)
+    records: list[alignments.FaceRecord] = []
+    context = multiprocessing.get_context("spawn")  # safe beside TensorFlow's threads
+    with context.Pool(
+        config.worker_count, initializer=_init_worker, initargs=(config, reference)
+    ) as pool:
+        tasks = _tasks(sources, config.every_nth, summary, log)
+        for faces, found, timings, error in pool.imap(_process, tasks, chunksize=2):
+            for stage, seconds in timings.items():
+                summary.stage_seconds[stage] += seconds
+            if error:
+                _report(summary, error, log)
+                continue
+            summary.frames += 1
+            summary.faces += len(faces)
+            summary.faces_rejected += found - len(faces)
+            summary.frames_without_face += found == 0
+            records.extend(faces)
+            progress.update()
+    progress.close()
+    summary.seconds = progress.elapsed
+
+    if not records:
+        if len(sources) == 1 and summary.bad_sources:
+            raise UserError(summary.bad_sources[0])
+        rejected = f", {summary.faces_rejected} not the reference person" if reference is not None else ""
+        if len(sources) == 1:
+            raise UserError(
+                f"{config.input}: no usable face in {summary.frames} frame(s) "
+                f"(faces of at least {config.detector.min_face_size} px{rejected})"
+            )
+        raise UserError(
+            f"{config.input}: no usable face in {len(sources)} files "
+            f"({summary.frames} frames read, {len(summary.bad_sources)} unreadable{rejected})"
+        )
+    _save(alignments_path, previous, records, set(sources))
+    return summary
+
+
+def _tasks(sources, every_nth, summary, log):
+    """(source, frame index, frame or None) for each frame to look at; images are read by
+    the workers, videos decoded here. Unreadable sources are reported and skipped."""
+    for source in sources:
+        if media.is_image(source):
+            yield source, 0, None
+            continue
+        start = time.perf_counter()
+        try:
+            for index, frame in enumerate(media.iter_video(source)):
+                if index % every_nth == 0:
+                    summary.stage_seconds["decode"] += time.perf_counter() - start
+                    yield source, index, frame
+                start = time.perf_counter()
+        except UserError as err:
+            _report(summary, str(err), log)
+        except media.DecodeError as err:
+            # Keep what decoded; the file counts as damaged, not as unusable.
+            log.write(f"warning: {err}; keeping the frames before\n")
+
+
+def _report(summary: Summary, message: str, log) -> None:
+    summary.bad_sources.append(message)
+    if summary.sources > 1:  # a lone file's problem is the run's one error line
+        log.write(f"skipped: {message}\n")
+
+
+def _estimate_frames(sources, every_nth) -> int | None:
+    total = 0
+    for source in sources:
+        if media.is_image(source):
+            total += 1
+            continue
+        try:
+            frames = media.probe_video(source).frames
+        except UserError:
+            continue  # reported when it is read
+        if frames is None:
+            return None
+        total += -(-frames // every_nth)
+    return total
+
+
+def _check_crop_names(sources, previous) -> None:
+    """Crop files are named after their source's stem; two sources must not share one."""
+    owners = {}
+    for source in [*sources, *(record.source for record in previous)]:
+        stem = _stem(source)
+        if owners.setdefault(stem, source) != source:
+            raise UserError(
+                f"{source}: its crops would share names with those of {owners[stem]}; "
+                "rename one of them or use another --output_dir"
+            )
+
+
+def _stem(source: str) -> str:
+    return os.path.splitext(os.path.basename(source))[0]
+
+
+def _save(path, previous, records, sources) -> None:
+    """Writes the alignments: this run's faces replace earlier ones from the same sources,
+    whose crops are deleted unless this run wrote them again."""
+    kept = [record for record in previous if record.source not in sources]
+    written = {record.file for record in records}
+    folder = os.path.dirname(path)
+    for record in previous:
+        if record.source in sources and record.file not in written:
+            try:
+                os.remove(os.path.join(folder, record.file))
+            except FileNotFoundError:
+                pass
+    alignments.save(path, kept + records)
+
+
+# --- worker processes -------------------------------------------------------------------
+
+_worker = None
+
+
+class _Worker:
+    def __init__(self, config: ExtractConfig, reference):
+        self.config = config
+        self.detector = detect.FaceDetector(config.detector)
+        self.reference = reference
+        self.describer = (
+            identity.FaceDescriber(config.descriptor_model) if reference is not None else None
+        )
+
+    def __call__(self, task):
+        source, index, frame = task
+        timings = dict.fromkeys(STAGES, 0.0)
+        try:
+            if frame is None:
+                start = time.perf_counter()
+                frame = media.read_image(source)
+                timings["decode"] += time.perf_counter() - start
+        except UserError as err:
+            return [], 0, timings, str(err)
+        faces = self.detector(frame, timings)
+        found = len(faces)
+        numbered = list(enumerate(faces))
+        if self.reference is not None:
+            start = time.perf_counter()
+            numbered = [
+                (i, face) for i, face in numbered
+                if identity.distance(self.describer(frame, face), self.reference)
+                <= self.config.reference_distance
+            ]
+            timings["identity"] += time.perf_counter() - start
+        if self.config.largest_face:
+            numbered = numbered[:1]
+        return [self._write(source, index, i, face, frame, timings) for i, face in numbered], \
+            found, timings, None
+
+    def _write(self, source, index, number, face, frame, timings):
+        config = self.config
+        start = time.perf_counter()
+        matrix = align.alignment_matrix(face.landmarks, config.size, config.padding)
+        crop = align.warp_face(frame, matrix, config.size)
+        middle = time.perf_counter()
+        name = f"{_stem(source)}_{index:06d}_{number}.png"
+        ok, png = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_PNG_COMPRESSION, 1,
+                                cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
+        if not ok:
+            raise RuntimeError(f"PNG encoding failed for {name}")
+        _write_atomic(os.path.join(config.output_dir, name), png.tobytes())
+        timings["warp"] += middle - start
+        timings["write"] += time.perf_counter() - middle
+        return alignments.FaceRecord(
+            source=source, frame=index, face=number, box=face.box,
+            landmarks=face.landmarks.astype(np.float64), matrix=matrix,
+            size=config.size, padding=config.padding, file=name,
+        )
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as out:
+        out.write(data)
+    os.replace(tmp, path)
+
+
+def _init_worker(config, reference):
+    global _worker
+    _worker = _Worker(config, reference)
+
+
+def _process(task):
+    return _worker(task)

@@ -1,0 +1,48 @@
+"""Masks drawn from landmarks in crop space: the face, and the eye and mouth regions.
+
+Training weights its reconstruction loss up inside the eye and mouth regions and uses the face
+mask to judge the predicted alpha mask; the converter uses the face mask for blending.
+"""
+
+import cv2
+import numpy as np
+
+from faceswap_tf.faces import align
+
+# How far the eye and mouth regions reach past their landmarks, as a fraction of the
+# inter-ocular distance: enough to cover eyelids, brows' lower edge and the lip line.
+_EYE_MARGIN = 0.15
+_MOUTH_MARGIN = 0.12
+_SHIFT = 4  # polygons drawn with 1/16 pixel precision, so small crops get the same shapes
+
+
+def _hull(points: np.ndarray) -> np.ndarray:
+    # Pixel centres sit at integer coordinates in both OpenCV's drawing and its warps.
+    return cv2.convexHull(np.round(np.asarray(points) * (1 << _SHIFT)).astype(np.int32))
+
+
+def face_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """uint8 [size, size], 255 inside the convex hull of the 68 points (jaw to eyebrows)."""
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(mask, _hull(landmarks), 255, lineType=cv2.LINE_AA, shift=_SHIFT)
+    return mask
+
+
+def region_masks(landmarks: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """uint8 [size, size] masks named "face", "eyes" and "mouth" for crop-space landmarks."""
+    left, right = align.eye_centres(landmarks)
+    ocular = float(np.linalg.norm(right - left))
+    eyes = np.zeros((size, size), np.uint8)
+    for eye in (align.LEFT_EYE, align.RIGHT_EYE):
+        _fill_dilated(eyes, landmarks[eye], _EYE_MARGIN * ocular)
+    mouth = np.zeros((size, size), np.uint8)
+    _fill_dilated(mouth, landmarks[align.MOUTH], _MOUTH_MARGIN * ocular)
+    return {"face": face_mask(landmarks, size), "eyes": eyes, "mouth": mouth}
+
+
+def _fill_dilated(mask: np.ndarray, points: np.ndarray, margin: float) -> None:
+    region = np.zeros_like(mask)
+    cv2.fillConvexPoly(region, _hull(points), 255, lineType=cv2.LINE_AA, shift=_SHIFT)
+    radius = max(1, int(round(margin)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    np.maximum(mask, cv2.dilate(region, kernel), out=mask)

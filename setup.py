@@ -1,0 +1,34 @@
+"""faceswap-tf: face swapping with an autoencoder GAN in TensorFlow/Keras."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="faceswap-tf",
+    version="0.1.0",
+    description="Face swapping with an autoencoder GAN (faceswap-GAN design) in TensorFlow/Keras",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["faceswap_tf", "faceswap_tf.*"]),
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.0",
+        "opencv-python-headless>=4.8",
+        "dlib-bin>=19.24",  # the dlib module, prebuilt: no compiler or cmake needed
+        "face_recognition_models>=0.3.0",  # dlib's landmark, CNN-detector and descriptor models
+        "numpy>=1.26",
+        "imageio>=2.31",
+        "imageio-ffmpeg>=0.5",
+        "absl-py>=2.0",
+    ],
+    extras_require={
+        "gpu": ["tensorflow[and-cuda]>=2.16"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6"],
+    },
+    entry_points={
+        "console_scripts": [
+            "faceswap-extract=faceswap_tf.extract:run",
+        ],
+    },
+)
