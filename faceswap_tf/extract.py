@@ -52,6 +52,12 @@ _CNN_MODEL = flags.DEFINE_string(
 _DESCRIPTOR_MODEL = flags.DEFINE_string(
     "descriptor_model", None, "dlib face descriptor file (default: face_recognition_models')."
 )
+_KEYFRAME_INTERVAL = flags.DEFINE_integer(
+    "keyframe_interval", 8,
+    "In videos, detect on the whole frame every N frames and in between look for each face "
+    "only near where it was (about 3x faster). A new face beside tracked ones is found at the "
+    "next such keyframe; a lost face triggers one at once. 1: whole-frame detection always.",
+)
 _WORKERS = flags.DEFINE_integer("workers", 0, "Worker processes; 0 means one per CPU core.")
 
 
@@ -73,6 +79,7 @@ def main(argv):
         reference=_REFERENCE.value,
         reference_distance=_REFERENCE_DISTANCE.value,
         descriptor_model=_DESCRIPTOR_MODEL.value,
+        keyframe_interval=_KEYFRAME_INTERVAL.value,
         workers=_WORKERS.value,
     )
     summary = extractor.run(config)

@@ -35,6 +35,7 @@ class ExtractConfig:
     reference: str | None = None
     reference_distance: float = identity.DEFAULT_MATCH_DISTANCE
     descriptor_model: str | None = None
+    keyframe_interval: int = 8  # full-frame detection every N frames in videos; 1: every frame
     workers: int = 0  # 0: one per core
 
     def __post_init__(self):
@@ -44,6 +45,8 @@ class ExtractConfig:
             raise UserError(f"--padding={self.padding}: must be in [0, 0.5)")
         if self.every_nth < 1:
             raise UserError(f"--every_nth={self.every_nth}: must be at least 1")
+        if self.keyframe_interval < 1:
+            raise UserError(f"--keyframe_interval={self.keyframe_interval}: must be at least 1")
         if self.workers < 0:
             raise UserError(f"--workers={self.workers}: must be 0 (one per core) or more")
 
@@ -110,19 +113,20 @@ def run(config: ExtractConfig, log=sys.stderr) -> Summary:
     with context.Pool(
         config.worker_count, initializer=_init_worker, initargs=(config, reference)
     ) as pool:
-        tasks = _tasks(sources, config.every_nth, summary, log)
-        for faces, found, timings, error in pool.imap(_process, tasks, chunksize=2):
+        tasks = _tasks(sources, config, summary, log)
+        for results, timings in pool.imap(_process, tasks):
             for stage, seconds in timings.items():
                 summary.stage_seconds[stage] += seconds
-            if error:
-                _report(summary, error, log)
-                continue
-            summary.frames += 1
-            summary.faces += len(faces)
-            summary.faces_rejected += found - len(faces)
-            summary.frames_without_face += found == 0
-            records.extend(faces)
-            progress.update()
+            for faces, found, error in results:
+                if error:
+                    _report(summary, error, log)
+                    continue
+                summary.frames += 1
+                summary.faces += len(faces)
+                summary.faces_rejected += found - len(faces)
+                summary.frames_without_face += found == 0
+                records.extend(faces)
+                progress.update()
     progress.close()
     summary.seconds = progress.elapsed
 
@@ -143,25 +147,33 @@ def run(config: ExtractConfig, log=sys.stderr) -> Summary:
     return summary
 
 
-def _tasks(sources, every_nth, summary, log):
-    """(source, frame index, frame or None) for each frame to look at; images are read by
-    the workers, videos decoded here. Unreadable sources are reported and skipped."""
+def _tasks(sources, config, summary, log):
+    """(source, [(frame index, frame or None), ...]) segments for the workers: an image alone
+    (the worker reads it), or a run of consecutive video frames decoded here, long enough for
+    the face tracker to pay off. Unreadable sources are reported and skipped."""
+    segment_length = 2 * config.keyframe_interval
     for source in sources:
         if media.is_image(source):
-            yield source, 0, None
+            yield source, [(0, None)]
             continue
+        segment = []
         start = time.perf_counter()
         try:
             for index, frame in enumerate(media.iter_video(source)):
-                if index % every_nth == 0:
+                if index % config.every_nth == 0:
+                    segment.append((index, frame))
                     summary.stage_seconds["decode"] += time.perf_counter() - start
-                    yield source, index, frame
+                    if len(segment) == segment_length:
+                        yield source, segment
+                        segment = []
                 start = time.perf_counter()
         except UserError as err:
             _report(summary, str(err), log)
         except media.DecodeError as err:
             # Keep what decoded; the file counts as damaged, not as unusable.
             log.write(f"warning: {err}; keeping the frames before\n")
+        if segment:
+            yield source, segment
 
 
 def _report(summary: Summary, message: str, log) -> None:
@@ -232,16 +244,24 @@ class _Worker:
         )
 
     def __call__(self, task):
-        source, index, frame = task
+        source, segment = task
         timings = dict.fromkeys(STAGES, 0.0)
-        try:
+        tracker = detect.FaceTracker(self.detector, self.config.keyframe_interval)
+        results = []
+        for index, frame in segment:
             if frame is None:
                 start = time.perf_counter()
-                frame = media.read_image(source)
-                timings["decode"] += time.perf_counter() - start
-        except UserError as err:
-            return [], 0, timings, str(err)
-        faces = self.detector(frame, timings)
+                try:
+                    frame = media.read_image(source)
+                except UserError as err:
+                    results.append(([], 0, str(err)))
+                    continue
+                finally:
+                    timings["decode"] += time.perf_counter() - start
+            results.append(self._frame(source, index, frame, tracker(frame, timings), timings))
+        return results, timings
+
+    def _frame(self, source, index, frame, faces, timings):
         found = len(faces)
         numbered = list(enumerate(faces))
         if self.reference is not None:
@@ -255,7 +275,7 @@ class _Worker:
         if self.config.largest_face:
             numbered = numbered[:1]
         return [self._write(source, index, i, face, frame, timings) for i, face in numbered], \
-            found, timings, None
+            found, None
 
     def _write(self, source, index, number, face, frame, timings):
         config = self.config

@@ -114,42 +114,114 @@ class FaceDetector:
 
         With `timings`, adds the seconds spent in "detect" and "landmarks" to it.
         """
-        start = time.perf_counter()
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        scale = self.config.detect_scale
-        small = gray
+        height, width = gray.shape
+        found = self._boxes(gray, (0, 0, width, height), self.config.detect_scale, timings)
+        faces = self._fit(gray, found, timings)
+        faces.sort(key=lambda face: face.size, reverse=True)
+        return faces
+
+    def near(self, frame: np.ndarray, face: Face, timings: dict | None = None) -> Face | None:
+        """The same face in a following frame, sought only in a window around where it was.
+
+        The window is twice the face's size and scaled so the face stays findable; it costs a
+        few percent of a full-frame detection. None when the face is not there any more.
+        """
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        height, width = gray.shape
+        left, top, right, bottom = face.box
+        cx, cy, reach = (left + right) / 2, (top + bottom) / 2, face.size
+        window = (max(0, int(cx - reach)), max(0, int(cy - reach)),
+                  min(width, int(cx + reach)), min(height, int(cy + reach)))
+        native = DETECTORS[self.config.detector][1]
+        # A face may shrink by a fifth between frames and still be found.
+        scale = min(self.config.detect_scale, 1.25 * native / face.size)
+        found = self._boxes(gray, window, scale, timings)
+        overlaps = [(_iou(box, face.box), box, score) for box, score in found]
+        best = max(overlaps, default=None, key=lambda item: item[0])
+        if best is None or best[0] < 0.3:
+            return None
+        return self._fit(gray, [best[1:]], timings)[0]
+
+    def _boxes(self, gray, window, scale, timings):
+        """Detector boxes (frame pixels) of faces of at least min_face_size inside `window`."""
+        start = time.perf_counter()
+        x0, y0, x1, y1 = window
+        image = gray[y0:y1, x0:x1]
         if scale != 1.0:
             interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-            small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interp)
-        found = self._detect(small)
-        middle = time.perf_counter()
-        faces = []
-        for rect, score in found:
-            box = dlib.rectangle(
-                int(round(rect.left() / scale)),
-                int(round(rect.top() / scale)),
-                int(round(rect.right() / scale)),
-                int(round(rect.bottom() / scale)),
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=interp)
+        boxes = []
+        for rect, score in self._detect(image):
+            box = (
+                int(round(rect.left() / scale)) + x0,
+                int(round(rect.top() / scale)) + y0,
+                int(round(rect.right() / scale)) + x0,
+                int(round(rect.bottom() / scale)) + y0,
             )
-            if max(box.width(), box.height()) < self.config.min_face_size:
-                continue
-            faces.append(
-                Face(
-                    box=(box.left(), box.top(), box.right(), box.bottom()),
-                    score=float(score),
-                    landmarks=landmarks_to_array(self._predictor(gray, box)),
-                )
-            )
-        faces.sort(key=lambda face: face.size, reverse=True)
-        if timings is not None:
-            timings["detect"] = timings.get("detect", 0.0) + middle - start
-            timings["landmarks"] = timings.get("landmarks", 0.0) + time.perf_counter() - middle
+            if max(box[2] - box[0], box[3] - box[1]) >= self.config.min_face_size:
+                boxes.append((box, float(score)))
+        _add_time(timings, "detect", start)
+        return boxes
+
+    def _fit(self, gray, boxes, timings) -> list[Face]:
+        """The 68 landmarks for each box, on the full-resolution frame."""
+        start = time.perf_counter()
+        faces = [
+            Face(box=box, score=score,
+                 landmarks=landmarks_to_array(self._predictor(gray, dlib.rectangle(*box))))
+            for box, score in boxes
+        ]
+        _add_time(timings, "landmarks", start)
         return faces
 
     def landmarks(self, frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """The 68 landmarks inside a known box (a tracked face, an aligned crop)."""
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         return landmarks_to_array(self._predictor(gray, dlib.rectangle(*box)))
+
+
+class FaceTracker:
+    """Finds faces in consecutive video frames, with a full-frame detection only every
+    `keyframe_interval` frames, or when a tracked face is lost, or while there is none.
+
+    In between, each face is sought again near where it was (`FaceDetector.near`), so a face
+    that enters the picture beside tracked ones is found at the next keyframe at the latest.
+    """
+
+    def __init__(self, detector: FaceDetector, keyframe_interval: int = 8):
+        self.detector = detector
+        self.keyframe_interval = keyframe_interval
+        self._faces: list[Face] = []
+        self._since_keyframe = 0
+
+    def __call__(self, frame: np.ndarray, timings: dict | None = None) -> list[Face]:
+        faces = None
+        if self._faces and self._since_keyframe < self.keyframe_interval:
+            faces = [self.detector.near(frame, face, timings) for face in self._faces]
+            if any(face is None for face in faces):
+                faces = None  # lost one: the picture changed, look everywhere
+        if faces is None:
+            faces = self.detector(frame, timings)
+            self._since_keyframe = 0
+        self._since_keyframe += 1
+        faces.sort(key=lambda face: face.size, reverse=True)
+        self._faces = faces
+        return faces
+
+
+def _iou(a, b) -> float:
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def _add_time(timings: dict | None, stage: str, start: float) -> None:
+    if timings is not None:
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
 
 
 def landmarks_to_array(shape) -> np.ndarray:

@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -89,3 +90,31 @@ def test_descriptors_tell_people_apart(data_dir, detector):
                              describer(obama_32bit, detector(obama_32bit)[0]))
     assert same < 0.1  # the same photo, as RGBA PNG
     assert identity.distance(a, b) > identity.DEFAULT_MATCH_DISTANCE
+
+
+def test_the_tracker_finds_the_same_faces_with_fewer_whole_frame_detections(data_dir, detector):
+    clip = data_path(data_dir, "clips", "identity_b.mp4")
+    frames = [frame for _, frame in zip(range(24), media.iter_video(clip), strict=False)]
+    tracker = detect.FaceTracker(detector, keyframe_interval=8)
+    whole_frame = []
+    for frame in frames:
+        tracked = tracker(frame)
+        full = detector(frame)
+        assert len(tracked) == len(full) == 1
+        ocular = np.linalg.norm(np.subtract(*align.eye_centres(full[0].landmarks)))
+        assert np.abs(tracked[0].landmarks - full[0].landmarks).mean() < 0.05 * ocular
+        whole_frame.append(tracker._since_keyframe == 1)
+    assert sum(whole_frame) == 3  # frames 0, 8 and 16
+
+
+def test_the_tracker_looks_everywhere_again_when_a_face_is_lost(data_dir, detector):
+    face = media.read_image(data_path(data_dir, "images", "faces", "biden2.jpg"))
+    dog = cv2.resize(media.read_image(data_path(data_dir, "images", "bad", "dog.jpg")),
+                     face.shape[1::-1])
+    moved = np.roll(face, (0, 300), axis=(0, 1))  # a cut: the face is elsewhere
+    tracker = detect.FaceTracker(detector, keyframe_interval=100)
+    first = tracker(face)
+    assert len(first) == 1
+    assert tracker(dog) == []
+    again = tracker(moved)
+    assert len(again) == 1 and again[0].box[0] - first[0].box[0] == pytest.approx(300, abs=10)
