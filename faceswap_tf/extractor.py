@@ -106,14 +106,17 @@ def run(config: ExtractConfig, log=sys.stderr) -> Summary:
         )
 
     summary = Summary(sources=len(sources))
-    total = _estimate_frames(sources, config.every_nth)
+    expected = _expected_frames(sources)
+    total = None if None in expected.values() else sum(
+        -(-frames // config.every_nth) for frames in expected.values()
+    )
     progress = Progress(total, "frames", stream=log)
     records: list[alignments.FaceRecord] = []
     context = multiprocessing.get_context("spawn")  # safe beside TensorFlow's threads
     with context.Pool(
         config.worker_count, initializer=_init_worker, initargs=(config, reference)
     ) as pool:
-        tasks = _tasks(sources, config, summary, log)
+        tasks = _tasks(sources, expected, config, summary, log)
         for results, timings in pool.imap(_process, tasks):
             for stage, seconds in timings.items():
                 summary.stage_seconds[stage] += seconds
@@ -147,7 +150,7 @@ def run(config: ExtractConfig, log=sys.stderr) -> Summary:
     return summary
 
 
-def _tasks(sources, config, summary, log):
+def _tasks(sources, expected, config, summary, log):
     """(source, [(frame index, frame or None), ...]) segments for the workers: an image alone
     (the worker reads it), or a run of consecutive video frames decoded here, long enough for
     the face tracker to pay off. Unreadable sources are reported and skipped."""
@@ -157,6 +160,7 @@ def _tasks(sources, config, summary, log):
             yield source, [(0, None)]
             continue
         segment = []
+        index = -1
         start = time.perf_counter()
         try:
             for index, frame in enumerate(media.iter_video(source)):
@@ -174,6 +178,9 @@ def _tasks(sources, config, summary, log):
             log.write(f"warning: {err}; keeping the frames before\n")
         if segment:
             yield source, segment
+        if expected.get(source) and index + 1 < 0.9 * expected[source]:
+            log.write(f"warning: {source}: {index + 1} frames decoded of about {expected[source]} "
+                      "the container announces (truncated?)\n")
 
 
 def _report(summary: Summary, message: str, log) -> None:
@@ -182,20 +189,19 @@ def _report(summary: Summary, message: str, log) -> None:
         log.write(f"skipped: {message}\n")
 
 
-def _estimate_frames(sources, every_nth) -> int | None:
-    total = 0
+def _expected_frames(sources) -> dict[str, int | None]:
+    """Frames per source as the containers announce them (1 for an image, None if unknown);
+    unreadable sources are left out here and reported when read."""
+    expected = {}
     for source in sources:
         if media.is_image(source):
-            total += 1
+            expected[source] = 1
             continue
         try:
-            frames = media.probe_video(source).frames
+            expected[source] = media.probe_video(source).frames
         except UserError:
-            continue  # reported when it is read
-        if frames is None:
-            return None
-        total += -(-frames // every_nth)
-    return total
+            pass
+    return expected
 
 
 def _check_crop_names(sources, previous) -> None:

@@ -3,8 +3,10 @@
 import json
 import os
 import shutil
+import subprocess
 
 import imageio.v3 as iio
+import imageio_ffmpeg
 import pytest
 
 from faceswap_tf.faces import alignments
@@ -135,3 +137,19 @@ def test_an_alignments_file_damaged_by_hand_is_refused_untouched(data_dir, tmp_p
     result = extract(f"--input={image}", f"--output_dir={out}")
     assert_one_clear_error(result, "alignments.json")
     assert json.loads((out / "alignments.json").read_text())["version"] == 1
+
+
+def test_a_truncated_video_keeps_what_decodes_and_says_so(data_dir, tmp_path):
+    clip = data_path(data_dir, "clips", "identity_a.mp4")
+    remuxed = tmp_path / "a.mkv"  # Matroska announces its length up front, unlike this mp4
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", clip, "-c", "copy",
+                    str(remuxed)], check=True)
+    half = tmp_path / "half.mkv"
+    data = remuxed.read_bytes()
+    half.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    result = extract(f"--input={half}", f"--output_dir={out}", "--every_nth=2")
+    assert result.returncode == 0, result.stderr
+    assert "truncated?" in result.stderr and "half.mkv" in result.stderr
+    faces = alignments.load(str(out / "alignments.json"))
+    assert 60 < len(faces) < 120  # about half of 177 frames
