@@ -4,11 +4,10 @@ import io
 import os
 
 import imageio.v3 as iio
-import numpy as np
 import pytest
 
 from faceswap_tf import extractor, media
-from faceswap_tf.faces import align, alignments, detect
+from faceswap_tf.faces import alignments, detect, quality
 from tests.conftest import data_path
 
 
@@ -38,28 +37,11 @@ def test_a_face_in_at_least_99_percent_of_frames(identity_clip, data_dir):
 def test_aligned_crops_are_consistent(identity_clip):
     """dlib's predictor run again on the aligned crops finds the eyes in the same place."""
     _, faces, out = identity_clip
-    predictor = detect.FaceDetector(detect.DetectorConfig())
-    centres, angles = [], []
-    for face in faces[::3]:
-        crop = iio.imread(out / face.file)
-        # The predictor starts from the detector's box, carried into the crop.
-        left, top, right, bottom = face.box
-        centre = align.transform_points(face.matrix, [[(left + right) / 2, (top + bottom) / 2]])[0]
-        half = (right - left) / 2 * np.linalg.norm(face.matrix[0, :2])
-        box = tuple(int(round(v)) for v in (centre[0] - half, centre[1] - half,
-                                            centre[0] + half, centre[1] + half))
-        landmarks = predictor.landmarks(crop, box)
-        eye_left, eye_right = align.eye_centres(landmarks)
-        centres.append(np.concatenate([eye_left, eye_right]))
-        angles.append(np.degrees(np.arctan2(eye_right[1] - eye_left[1], eye_right[0] - eye_left[0])))
-    size = faces[0].size
-    spread = np.std(np.array(centres), axis=0) / size
-    assert spread.max() < 0.02, spread
-    assert np.mean(np.abs(angles)) < 2.0, np.mean(np.abs(angles))
+    result = quality.alignment_consistency(faces[::3], str(out), detect.FaceDetector(detect.DetectorConfig()))
+    assert result.eye_spread < 0.02, result
+    assert result.eye_tilt < 2.0, result
     # And the eyes sit where the template puts them.
-    template = align.template_points(size, faces[0].padding)
-    want = np.concatenate(align.eye_centres(template))
-    assert np.abs(np.mean(centres, axis=0) - want).max() < 0.02 * size
+    assert result.eye_offset < 0.02, result
 
 
 def test_the_crop_files_match_the_alignments(identity_clip):
