@@ -1,0 +1,149 @@
+"""Keras functional builders for the faceswap-GAN networks.
+
+One encoder is shared by both people; each person has a decoder giving RGB (tanh, in [-1, 1])
+and an alpha mask (sigmoid, in [0, 1]), and a PatchGAN discriminator. Shapes below are for
+the 64 px model with width 1.0; other resolutions add down- and upscaling blocks.
+"""
+
+import dataclasses
+import math
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+RESOLUTIONS = (64, 128, 256)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    resolution: int = 64
+    width: float = 1.0  # multiplies every layer's filter count
+    code_size: int = 1024  # dense bottleneck units
+    self_attention: bool = True
+    spectral_norm: bool = True  # in the discriminators
+
+    def __post_init__(self):
+        if self.resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {RESOLUTIONS}, not {self.resolution}")
+        if self.width <= 0:
+            raise ValueError(f"width must be positive, not {self.width}")
+
+    def filters(self, base: int) -> int:
+        return max(8, int(round(base * self.width)))
+
+    @property
+    def code_shape(self) -> tuple[int, int, int]:
+        return (8, 8, self.filters(512))
+
+
+@keras.saving.register_keras_serializable(package="faceswap_tf")
+class PixelShuffle(layers.Layer):
+    """Sub-pixel upscaling: [H, W, C * r^2] -> [H * r, W * r, C] (Shi et al., 2016)."""
+
+    def __init__(self, factor: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, inputs):
+        return tf.nn.depth_to_space(inputs, self.factor)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package="faceswap_tf")
+class SelfAttention(layers.Layer):
+    """SAGAN self-attention (Zhang et al., 2019): x + gamma * softmax(f(x) g(x)^T) h(x).
+
+    gamma starts at 0, so the block starts as the identity and learns how much to attend.
+    """
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.query = layers.Conv2D(max(1, channels // 8), 1, name="query")
+        self.key = layers.Conv2D(max(1, channels // 8), 1, name="key")
+        self.value = layers.Conv2D(channels, 1, name="value")
+        for conv in (self.query, self.key, self.value):
+            conv.build(input_shape)
+        self.gamma = self.add_weight(name="gamma", shape=(), initializer="zeros")
+
+    def call(self, inputs):
+        shape = tf.shape(inputs)
+        batch, height, width = shape[0], shape[1], shape[2]
+        q = tf.reshape(self.query(inputs), [batch, height * width, -1])
+        k = tf.reshape(self.key(inputs), [batch, height * width, -1])
+        v = tf.reshape(self.value(inputs), [batch, height * width, -1])
+        attention = tf.nn.softmax(tf.matmul(q, k, transpose_b=True), axis=-1)
+        out = tf.reshape(tf.matmul(attention, v), tf.shape(inputs))
+        return inputs + tf.cast(self.gamma, out.dtype) * out
+
+
+def _conv_block(x, filters, name):
+    x = layers.Conv2D(filters, 3, strides=2, padding="same", name=f"{name}_conv")(x)
+    return layers.LeakyReLU(0.1, name=f"{name}_act")(x)
+
+
+def _upscale(x, filters, name):
+    x = layers.Conv2D(filters * 4, 3, padding="same", name=f"{name}_conv")(x)
+    x = layers.LeakyReLU(0.1, name=f"{name}_act")(x)
+    return PixelShuffle(name=f"{name}_shuffle")(x)
+
+
+def _res_block(x, filters, name):
+    y = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv1")(x)
+    y = layers.LeakyReLU(0.2, name=f"{name}_act1")(y)
+    y = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv2")(y)
+    y = layers.Add(name=f"{name}_add")([x, y])
+    return layers.LeakyReLU(0.2, name=f"{name}_act2")(y)
+
+
+def build_encoder(cfg: ModelConfig) -> keras.Model:
+    size = cfg.resolution
+    image = keras.Input((size, size, 3), name="image")  # (64, 64, 3) in [-1, 1]
+    x = layers.Conv2D(cfg.filters(64), 3, padding="same", name="stem")(image)  # (64, 64, 64)
+    downs = int(math.log2(size // 4))
+    for i in range(downs):  # 64 -> 32 -> 16 -> 8 -> 4, filters 128 .. 1024
+        x = _conv_block(x, cfg.filters(min(1024, 128 * 2**i)), f"down{i}")
+        if cfg.self_attention and x.shape[1] in (16, 8):
+            x = SelfAttention(name=f"attn_down{i}")(x)
+    x = layers.Flatten(name="flatten")(x)  # (16384,)
+    x = layers.Dense(cfg.code_size, name="bottleneck")(x)  # (1024,)
+    x = layers.Dense(4 * 4 * cfg.filters(1024), name="expand")(x)
+    x = layers.Reshape((4, 4, cfg.filters(1024)), name="reshape")(x)  # (4, 4, 1024)
+    code = _upscale(x, cfg.filters(512), "up")  # (8, 8, 512)
+    return keras.Model(image, code, name="encoder")
+
+
+def build_decoder(cfg: ModelConfig, side: str) -> keras.Model:
+    code = keras.Input(cfg.code_shape, name="code")  # (8, 8, 512)
+    x = code
+    ups = int(math.log2(cfg.resolution // 8))
+    for i in range(ups):  # 8 -> 16 -> 32 -> 64, filters 256, 128, 64
+        x = _upscale(x, cfg.filters(max(64, 256 // 2**i)), f"up{i}")
+        if cfg.self_attention and x.shape[1] in (16, 32):
+            x = SelfAttention(name=f"attn_up{i}")(x)
+    x = _res_block(x, x.shape[-1], "res")  # (64, 64, 64)
+    rgb = layers.Conv2D(3, 5, padding="same", activation="tanh", dtype="float32", name="rgb")(x)
+    mask = layers.Conv2D(1, 5, padding="same", activation="sigmoid", dtype="float32", name="mask")(x)
+    return keras.Model(code, {"rgb": rgb, "mask": mask}, name=f"decoder_{side}")
+
+
+def build_discriminator(cfg: ModelConfig, side: str) -> keras.Model:
+    """PatchGAN on the face alone: one logit per patch of an (8, 8) grid at 64 px."""
+    size = cfg.resolution
+
+    def conv(filters, kernel, strides, name):
+        layer = layers.Conv2D(filters, kernel, strides=strides, padding="same", name=name)
+        return layers.SpectralNormalization(layer, name=f"{name}_sn") if cfg.spectral_norm else layer
+
+    image = keras.Input((size, size, 3), name="image")  # (64, 64, 3)
+    x = image
+    for i in range(int(math.log2(size // 8))):  # 64 -> 32 -> 16 -> 8, filters 64, 128, 256
+        x = conv(cfg.filters(min(512, 64 * 2**i)), 4, 2, f"down{i}")(x)
+        x = layers.LeakyReLU(0.2, name=f"down{i}_act")(x)
+    if cfg.self_attention:
+        x = SelfAttention(name="attn")(x)
+    logits = conv(1, 4, 1, "logits")(x)  # (8, 8, 1)
+    logits = layers.Activation("linear", dtype="float32", name="patch_logits")(logits)
+    return keras.Model(image, logits, name=f"discriminator_{side}")

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from faceswap_tf import losses
+
+
+def constant(value, shape=(2, 8, 8, 3)):
+    return tf.fill(shape, float(value))
+
+
+def test_weighted_l1():
+    assert float(losses.weighted_l1(constant(0.5), constant(-0.5))) == pytest.approx(1.0)
+    weight = tf.concat([tf.ones((2, 8, 4, 1)), 3.0 * tf.ones((2, 8, 4, 1))], axis=2)
+    assert float(losses.weighted_l1(constant(0.0), constant(0.25), weight)) == pytest.approx(0.5)
+
+
+def test_ssim_loss_is_zero_for_equal_images_and_grows_with_noise():
+    image = tf.random.uniform((2, 32, 32, 3), -1, 1, seed=3)
+    assert float(losses.ssim_loss(image, image)) == pytest.approx(0.0, abs=1e-5)
+    noisy = tf.clip_by_value(image + tf.random.normal(image.shape, stddev=0.3, seed=4), -1, 1)
+    assert float(losses.ssim_loss(image, noisy)) > 0.1
+
+
+def test_edge_loss_sees_edges_not_offsets():
+    ramp = tf.reshape(tf.linspace(-1.0, 1.0, 8), (1, 1, 8, 1)) * tf.ones((2, 8, 8, 3))
+    assert float(losses.edge_loss(ramp, ramp + 0.3)) == pytest.approx(0.0, abs=1e-6)
+    assert float(losses.edge_loss(ramp, tf.zeros_like(ramp))) > 0.1
+
+
+def test_mask_regularisers():
+    assert float(losses.mask_l1(constant(0.25, (1, 4, 4, 1)))) == pytest.approx(0.25)
+    assert float(losses.total_variation(constant(0.7, (1, 4, 4, 1)))) == 0.0
+    stripes = tf.reshape(tf.tile([0.0, 1.0], [8]), (1, 4, 4, 1))
+    assert float(losses.total_variation(stripes)) == pytest.approx(1.0)
+
+
+def test_composite():
+    out = losses.composite(constant(1.0), tf.fill((2, 8, 8, 1), 0.25), constant(-1.0))
+    np.testing.assert_allclose(out.numpy(), -0.5)
+
+
+@pytest.mark.parametrize("name,d_real_fake,d_value,g_value", [
+    ("lsgan", (1.0, 0.0), 0.0, 1.0),  # perfect D: D loss 0, G loss (0 - 1)^2
+    ("hinge", (1.0, -1.0), 0.0, 1.0),
+])
+def test_adversarial_losses_on_known_logits(name, d_real_fake, d_value, g_value):
+    d_loss, g_loss = losses.ADVERSARIAL[name]
+    real, fake = constant(d_real_fake[0]), constant(d_real_fake[1])
+    assert float(d_loss(real, fake)) == pytest.approx(d_value)
+    assert float(g_loss(fake)) == pytest.approx(g_value)
+    # A fooled discriminator: the generator's loss is lower, the discriminator's higher.
+    assert float(g_loss(real)) < float(g_loss(fake))
+    assert float(d_loss(fake, real)) > float(d_loss(real, fake))
