@@ -64,7 +64,7 @@ def _hog_detector(_config):
 
 def _cnn_detector(config):
     path = config.cnn_model or packaged_model_path("cnn")
-    detector = _load(dlib.cnn_face_detection_model_v1, path)
+    detector = load_model(dlib.cnn_face_detection_model_v1, path)
 
     def detect(gray):
         return [(d.rect, d.confidence) for d in detector(gray, 0)]
@@ -105,16 +105,16 @@ class FaceDetector:
     def __init__(self, config: DetectorConfig):
         self.config = config
         self._detect = DETECTORS[config.detector][0](config)
-        self._predictor = _load(
+        self._predictor = load_model(
             dlib.shape_predictor, config.landmark_model or packaged_model_path("landmarks")
         )
 
     def __call__(self, frame: np.ndarray, timings: dict | None = None) -> list[Face]:
-        """Faces in an RGB uint8 frame, largest first.
+        """Faces in an RGB (or already greyscale) uint8 frame, largest first.
 
         With `timings`, adds the seconds spent in "detect" and "landmarks" to it.
         """
-        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        gray = _gray(frame)
         height, width = gray.shape
         found = self._boxes(gray, (0, 0, width, height), self.config.detect_scale, timings)
         faces = self._fit(gray, found, timings)
@@ -127,7 +127,7 @@ class FaceDetector:
         The window is twice the face's size and scaled so the face stays findable; it costs a
         few percent of a full-frame detection. None when the face is not there any more.
         """
-        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        gray = _gray(frame)
         height, width = gray.shape
         left, top, right, bottom = face.box
         cx, cy, reach = (left + right) / 2, (top + bottom) / 2, face.size
@@ -177,7 +177,7 @@ class FaceDetector:
 
     def landmarks(self, frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """The 68 landmarks inside a known box (a tracked face, an aligned crop)."""
-        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        gray = _gray(frame)
         return landmarks_to_array(self._predictor(gray, dlib.rectangle(*box)))
 
 
@@ -196,18 +196,23 @@ class FaceTracker:
         self._since_keyframe = 0
 
     def __call__(self, frame: np.ndarray, timings: dict | None = None) -> list[Face]:
+        gray = _gray(frame)
         faces = None
         if self._faces and self._since_keyframe < self.keyframe_interval:
-            faces = [self.detector.near(frame, face, timings) for face in self._faces]
+            faces = [self.detector.near(gray, face, timings) for face in self._faces]
             if any(face is None for face in faces):
                 faces = None  # lost one: the picture changed, look everywhere
         if faces is None:
-            faces = self.detector(frame, timings)
+            faces = self.detector(gray, timings)
             self._since_keyframe = 0
         self._since_keyframe += 1
         faces.sort(key=lambda face: face.size, reverse=True)
         self._faces = faces
         return faces
+
+
+def _gray(frame: np.ndarray) -> np.ndarray:
+    return frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
 def _iou(a, b) -> float:
@@ -228,7 +233,8 @@ def landmarks_to_array(shape) -> np.ndarray:
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
-def _load(factory, path: str):
+def load_model(factory, path: str):
+    """A dlib model from its file; UserError naming the file if it is missing or unusable."""
     if not os.path.isfile(path):
         raise UserError(f"{path}: model file not found")
     try:

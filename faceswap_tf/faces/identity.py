@@ -16,7 +16,7 @@ class FaceDescriber:
 
     def __init__(self, model_path: str | None = None):
         path = model_path or detect.packaged_model_path("descriptor")
-        self._model = detect._load(dlib.face_recognition_model_v1, path)
+        self._model = detect.load_model(dlib.face_recognition_model_v1, path)
 
     def __call__(self, frame: np.ndarray, face: detect.Face) -> np.ndarray:
         box = dlib.rectangle(*face.box)

@@ -96,3 +96,18 @@ def test_fit_template_recovers_the_template_from_transformed_copies():
         for _ in range(12)
     ]
     np.testing.assert_allclose(align.fit_template(np.stack(shapes)), align.TEMPLATE_68, atol=1e-6)
+
+
+def test_weighted_umeyama_is_exact_and_favours_heavy_points():
+    rng = np.random.default_rng(4)
+    src = rng.uniform(0, 400, size=(68, 2))
+    known = similarity(1.7, -8.0, 30.0, 12.0)
+    dst = align.transform_points(known, src)
+    np.testing.assert_allclose(align.umeyama(src, dst, align.FIT_WEIGHTS), known, atol=1e-6)
+    # Move the lips only: the weighted fit (eyes heavy, lips light) barely follows.
+    moved = dst.copy()
+    moved[48:68] += [0.0, 25.0]
+    eyes = slice(36, 48)
+    plain = align.transform_points(align.umeyama(src[17:], moved[17:]), src)
+    weighted = align.transform_points(align.umeyama(src[17:], moved[17:], align.FIT_WEIGHTS[17:]), src)
+    assert np.abs(weighted[eyes] - dst[eyes]).max() < 0.25 * np.abs(plain[eyes] - dst[eyes]).max()
