@@ -55,8 +55,9 @@ _DESCRIPTOR_MODEL = flags.DEFINE_string(
 _KEYFRAME_INTERVAL = flags.DEFINE_integer(
     "keyframe_interval", 8,
     "In videos, detect on the whole frame every N frames and in between look for each face "
-    "only near where it was (about 3x faster). A new face beside tracked ones is found at the "
-    "next such keyframe; a lost face triggers one at once. 1: whole-frame detection always.",
+    "only near where it was (107 against 63 frames/s on a 480x480 sample clip). A new face "
+    "beside tracked ones is found at the next such keyframe; a lost face triggers one at once. "
+    "1: whole-frame detection always.",
 )
 _WORKERS = flags.DEFINE_integer("workers", 0, "Worker processes; 0 means one per CPU core.")
 

@@ -164,9 +164,9 @@ def _tasks(sources, expected, config, summary, log):
         start = time.perf_counter()
         try:
             for index, frame in enumerate(media.iter_video(source)):
+                summary.stage_seconds["decode"] += time.perf_counter() - start  # skipped ones too
                 if index % config.every_nth == 0:
                     segment.append((index, frame))
-                    summary.stage_seconds["decode"] += time.perf_counter() - start
                     if len(segment) == segment_length:
                         yield source, segment
                         segment = []

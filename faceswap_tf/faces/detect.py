@@ -124,8 +124,8 @@ class FaceDetector:
     def near(self, frame: np.ndarray, face: Face, timings: dict | None = None) -> Face | None:
         """The same face in a following frame, sought only in a window around where it was.
 
-        The window is twice the face's size and scaled so the face stays findable; it costs a
-        few percent of a full-frame detection. None when the face is not there any more.
+        The window is twice the face's size, scaled down as far as the face stays findable, so
+        it costs a fraction of a full-frame detection. None when the face is not there any more.
         """
         gray = _gray(frame)
         height, width = gray.shape
