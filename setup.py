@@ -21,6 +21,7 @@ setup(
         "imageio>=2.31",
         "imageio-ffmpeg>=0.5",
         "absl-py>=2.0",
+        "tensorboard>=2.16",  # tf.summary writes through it; TF no longer pulls it in
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.16"],
@@ -29,6 +30,7 @@ setup(
     entry_points={
         "console_scripts": [
             "faceswap-extract=faceswap_tf.extract:run",
+            "faceswap-train=faceswap_tf.train:run",
         ],
     },
 )

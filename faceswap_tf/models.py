@@ -62,7 +62,8 @@ class SelfAttention(layers.Layer):
     def build(self, input_shape):
         channels = input_shape[-1]
         self.query = layers.Conv2D(max(1, channels // 8), 1, name="query")
-        self.key = layers.Conv2D(max(1, channels // 8), 1, name="key")
+        # No bias: it adds the same amount to every logit of a row, which softmax ignores.
+        self.key = layers.Conv2D(max(1, channels // 8), 1, use_bias=False, name="key")
         self.value = layers.Conv2D(channels, 1, name="value")
         for conv in (self.query, self.key, self.value):
             conv.build(input_shape)

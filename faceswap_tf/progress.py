@@ -46,13 +46,13 @@ class Progress:
             line = f"[{bar:<20}] {self.count}/{self.total}"
         line += f" {self.unit}  {self.rate:.1f} {self.unit}/s"
         if self.total and self.rate > 0 and self.count < self.total:
-            line += f"  ETA {_clock((self.total - self.count) / self.rate)}"
+            line += f"  ETA {clock((self.total - self.count) / self.rate)}"
         self.stream.write(("\r" + line + "\033[K") if self._tty else line + "\n")
         self._drawn = True
         self.stream.flush()
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

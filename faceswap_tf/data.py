@@ -1,0 +1,185 @@
+"""The training data: aligned faces from the extract stage, augmented on the fly by tf.data.
+
+Each person's faces are decoded once, cropped to the model's coverage, resized to its
+resolution and held in memory with their masks, as uint8 [N, R, R, 5]: RGB, the face mask,
+and the eye+mouth region. A batch is a pure function of (seed, step): indices and every
+augmentation are drawn with stateless random ops, so a resumed run sees exactly the batches
+an uninterrupted one would have, with no iterator state in the checkpoint.
+
+Augmentation, as in faceswap-GAN: a random rotation, scale, shift and flip applied to image
+and masks together (stacked, so they never drift apart); a small colour change; and the
+random warp: the model's input is the face distorted by a smooth random grid, its target the
+undistorted face, so the autoencoder has to learn faces rather than copy pixels.
+"""
+
+import dataclasses
+import math
+import os
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from faceswap_tf.errors import UserError
+from faceswap_tf.faces import alignments, masks
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    faces_a: str
+    faces_b: str
+    resolution: int = 64
+    coverage: float = 0.85  # centre part of the aligned crop the model sees
+    batch_size: int = 16
+    holdout: float = 0.2  # the last part of each source's frames, kept for evaluation
+    rotation: float = 10.0  # degrees, either way
+    zoom: float = 0.05
+    shift: float = 0.05  # of the image size
+    flip: bool = True
+    warp: float = 0.02  # std of the warp grid's displacement, of the image size
+    colour: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 0.3 <= self.coverage <= 1.0:
+            raise UserError(f"--coverage={self.coverage}: must be in [0.3, 1]")
+        if not 0.0 <= self.holdout < 1.0:
+            raise UserError(f"--holdout={self.holdout}: must be in [0, 1)")
+        if self.batch_size < 1:
+            raise UserError(f"--batch_size={self.batch_size}: must be at least 1")
+
+
+def split_holdout(records, holdout: float):
+    """(train, held out): per source, the faces in the last `holdout` of its frame range."""
+    train, held = [], []
+    by_source = {}
+    for record in records:
+        by_source.setdefault(record.source, []).append(record)
+    for faces in by_source.values():
+        last = max(face.frame for face in faces) + 1
+        cut = math.ceil(last * (1.0 - holdout)) if holdout else last + 1
+        for face in faces:
+            (held if face.frame >= cut else train).append(face)
+    return train, held
+
+
+def load_faces(folder: str, resolution: int, coverage: float, holdout: float = 0.0,
+               which: str = "train") -> np.ndarray:
+    """uint8 [N, R, R, 5]: RGB, face mask, eye+mouth mask of one person's aligned faces."""
+    path = os.path.join(folder, alignments.FILE_NAME)
+    if not os.path.exists(path):
+        raise UserError(f"{folder}: no {alignments.FILE_NAME}; run faceswap_tf.extract first")
+    train, held = split_holdout(alignments.load(path), holdout)
+    records = train if which == "train" else held
+    if not records:
+        raise UserError(f"{path}: no {which} faces (holdout {holdout})")
+    stacks = []
+    for record in records:
+        image = cv2.imread(os.path.join(folder, record.file), cv2.IMREAD_COLOR)
+        if image is None or image.shape[:2] != (record.size, record.size):
+            raise UserError(f"{os.path.join(folder, record.file)}: missing, unreadable or not "
+                            f"{record.size}x{record.size} as {path} says")
+        stacks.append(_model_view(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), record,
+                                  resolution, coverage))
+    return np.stack(stacks)
+
+
+def _model_view(crop, record, resolution, coverage):
+    """The centre `coverage` of an aligned crop at the model's resolution, with its masks."""
+    size = record.size
+    margin = size * (1.0 - coverage) / 2.0
+    scale = resolution / (size * coverage)
+    matrix = np.array([[scale, 0.0, -margin * scale], [0.0, scale, -margin * scale]])
+    rgb = cv2.warpAffine(crop, matrix, (resolution, resolution), flags=cv2.INTER_AREA,
+                         borderMode=cv2.BORDER_REFLECT_101)
+    points = (record.crop_landmarks() - margin) * scale
+    regions = masks.region_masks(points, resolution)
+    eyes_mouth = np.maximum(regions["eyes"], regions["mouth"])
+    return np.concatenate([rgb, regions["face"][..., None], eyes_mouth[..., None]], axis=-1)
+
+
+def dataset(faces: np.ndarray, config: DataConfig, start_step: int = 0, side: int = 0):
+    """Batches for steps start_step, start_step + 1, ...: dicts of float32 tensors
+    warped (input) and target in [-1, 1], mask and eyes_mouth in [0, 1]."""
+    table = tf.constant(faces)
+    count = len(faces)
+
+    def batch(step):
+        seed = tf.stack([tf.cast(config.seed * 2 + side, tf.int64), step])
+        indices = tf.random.stateless_uniform([config.batch_size], seed, 0, count, dtype=tf.int32)
+        return augment(tf.gather(table, indices), config, seed)
+
+    return (
+        tf.data.Dataset.range(start_step, 2**62)
+        .map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def augment(stack, config: DataConfig, seed):
+    """Augments a uint8 [B, R, R, 5] batch; every random draw derives from `seed`."""
+    seeds = tf.random.experimental.stateless_split(seed, 6)
+    stack = tf.cast(stack, tf.float32) / 255.0
+    shape = tf.shape(stack)
+    batch, size = shape[0], tf.cast(shape[1], tf.float32)
+    stack = _random_affine(stack, batch, size, config, seeds[:4])
+    rgb, mask, eyes_mouth = stack[..., :3], stack[..., 3:4], stack[..., 4:5]
+    gain = 1.0 + tf.random.stateless_uniform([batch, 1, 1, 3], seeds[4], -1, 1) * config.colour
+    rgb = tf.clip_by_value(rgb * gain, 0.0, 1.0) * 2.0 - 1.0
+    warped = random_warp(rgb, config.warp, seeds[5])
+    return {"warped": warped, "target": rgb, "mask": mask, "eyes_mouth": eyes_mouth}
+
+
+def _random_affine(stack, batch, size, config, seeds):
+    angle = tf.random.stateless_uniform([batch], seeds[0], -1, 1) * math.radians(config.rotation)
+    zoom = 1.0 + tf.random.stateless_uniform([batch], seeds[1], -1, 1) * config.zoom
+    shift = tf.random.stateless_uniform([batch, 2], seeds[2], -1, 1) * config.shift * size
+    flip = tf.random.stateless_uniform([batch], seeds[3]) < (0.5 if config.flip else 0.0)
+    sign = tf.where(flip, -1.0, 1.0)
+    # The transform maps output pixel (x, y) to input (a0 x + a1 y + a2, b0 x + b1 y + b2):
+    # about the centre, rotate and scale, mirror x when flipping, then shift.
+    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    centre = (size - 1.0) / 2.0
+    a0, a1 = cos * sign, -sin
+    b0, b1 = sin * sign, cos
+    a2 = centre - a0 * centre - a1 * centre + shift[:, 0]
+    b2 = centre - b0 * centre - b1 * centre + shift[:, 1]
+    zeros = tf.zeros_like(a0)
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=stack, transforms=transforms, output_shape=tf.shape(stack)[1:3],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT",
+    )
+
+
+def random_warp(images, strength: float, seed):
+    """Distorts [B, R, R, C] images by a smooth random field: a 5x5 grid of offsets with
+    standard deviation `strength` * R, upsampled bicubically, sampled bilinearly."""
+    shape = tf.shape(images)
+    batch, size = shape[0], shape[1]
+    sizef = tf.cast(size, tf.float32)
+    coarse = tf.random.stateless_normal([batch, 5, 5, 2], seed) * strength * sizef
+    flow = tf.image.resize(coarse, [size, size], method="bicubic")
+    ys, xs = tf.meshgrid(tf.range(sizef), tf.range(sizef), indexing="ij")
+    x = tf.clip_by_value(xs[None] + flow[..., 0], 0.0, sizef - 1.0)
+    y = tf.clip_by_value(ys[None] + flow[..., 1], 0.0, sizef - 1.0)
+    return bilinear_sample(images, x, y)
+
+
+def bilinear_sample(images, x, y):
+    """images [B, H, W, C] sampled at float pixel coordinates x, y [B, H, W]."""
+    shape = tf.shape(images)
+    x0, y0 = tf.floor(x), tf.floor(y)
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    x0 = tf.cast(x0, tf.int32)
+    y0 = tf.cast(y0, tf.int32)
+    x1 = tf.minimum(x0 + 1, shape[2] - 1)
+    y1 = tf.minimum(y0 + 1, shape[1] - 1)
+    b = tf.broadcast_to(tf.range(shape[0])[:, None, None], tf.shape(x0))
+
+    def at(yy, xx):
+        return tf.gather_nd(images, tf.stack([b, yy, xx], axis=-1))
+
+    top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx
+    bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx
+    return top * (1 - fy) + bottom * fy

@@ -1,0 +1,97 @@
+"""Train the faceswap-GAN on two folders of aligned faces.
+
+  python -m faceswap_tf.train --flagfile=flags/demo.flags --model_dir=runs/demo/model
+
+Resumes from the newest checkpoint in --model_dir. The resolved flags are written to
+model_dir/flags.txt, so `--flagfile=model_dir/flags.txt` replays the run.
+"""
+
+import os
+
+from absl import flags
+
+from faceswap_tf import app, data, losses, models, trainer
+
+_FACES_A = flags.DEFINE_string("faces_a", None, "Extract output folder of person A.", required=True)
+_FACES_B = flags.DEFINE_string("faces_b", None, "Extract output folder of person B.", required=True)
+_MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints, flags.txt, TensorBoard.", required=True)
+_STEPS = flags.DEFINE_integer("steps", 20_000, "Train until this step.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Faces per person per step.")
+_RESOLUTION = flags.DEFINE_enum("resolution", "64", [str(r) for r in models.RESOLUTIONS], "Model size in px.")
+_WIDTH = flags.DEFINE_float("width", 1.0, "Multiplier of every layer's filters.")
+_CODE_SIZE = flags.DEFINE_integer("code_size", 1024, "Units of the encoder's dense bottleneck.")
+_SELF_ATTENTION = flags.DEFINE_boolean("self_attention", True, "SAGAN self-attention blocks.")
+_SPECTRAL_NORM = flags.DEFINE_boolean("spectral_norm", True, "Spectral normalisation in D.")
+_COVERAGE = flags.DEFINE_float("coverage", 0.85, "Centre part of the aligned crop the model sees.")
+_HOLDOUT = flags.DEFINE_float("holdout", 0.2, "Last part of each source's frames kept out of training.")
+_WARP = flags.DEFINE_float("warp", 0.02, "Random warp strength, of the image size.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of batches and augmentation.")
+_LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate of G.")
+_D_LEARNING_RATE = flags.DEFINE_float("d_learning_rate", 1e-4, "Adam learning rate of D.")
+_ADVERSARIAL = flags.DEFINE_enum("adversarial", "lsgan", list(losses.ADVERSARIAL), "Adversarial loss.")
+_ADVERSARIAL_WEIGHT = flags.DEFINE_float("adversarial_weight", 0.1, "Weight of the G adversarial term.")
+_ADVERSARIAL_WARMUP = flags.DEFINE_integer("adversarial_warmup", 0, "Steps before the adversarial term.")
+_RAW_RGB_WEIGHT = flags.DEFINE_float("raw_rgb_weight", 1.0, "L1 on raw decoder RGB (stops mask collapse).")
+_EYES_MOUTH_WEIGHT = flags.DEFINE_float("eyes_mouth_weight", 3.0, "L1 weight in eye and mouth regions.")
+_SSIM_WEIGHT = flags.DEFINE_float("ssim_weight", 0.0, "Weight of the SSIM loss.")
+_EDGE_WEIGHT = flags.DEFINE_float("edge_weight", 0.0, "Weight of the edge loss.")
+_MASK_L1_WEIGHT = flags.DEFINE_float("mask_l1_weight", 0.01, "Weight of the mask's L1 penalty.")
+_MASK_TV_WEIGHT = flags.DEFINE_float("mask_tv_weight", 0.1, "Weight of the mask's total variation.")
+_XLA = flags.DEFINE_enum("xla", "auto", ["auto", "on", "off"], "XLA; auto: on with a GPU, off on CPU.")
+_MIXED_PRECISION = flags.DEFINE_enum(
+    "mixed_precision", "auto", ["auto", "off", "float16", "bfloat16"],
+    "auto: bfloat16 on CPUs with AVX512_BF16/AMX and GPUs from Ampere, float16 on older GPUs.",
+)
+_RUN_EAGERLY = flags.DEFINE_boolean("run_eagerly", False, "No tf.function, for debugging.")
+_SAVE_EVERY = flags.DEFINE_integer("save_every", 500, "Steps between checkpoints.")
+_KEEP_CHECKPOINTS = flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
+_LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Steps between progress lines and scalars.")
+_PREVIEW_EVERY = flags.DEFINE_integer("preview_every", 250, "Steps between previews.")
+
+
+def config_from_flags() -> trainer.TrainConfig:
+    resolution = int(_RESOLUTION.value)
+    return trainer.TrainConfig(
+        model_dir=_MODEL_DIR.value,
+        data=data.DataConfig(
+            faces_a=_FACES_A.value, faces_b=_FACES_B.value, resolution=resolution,
+            coverage=_COVERAGE.value, batch_size=_BATCH_SIZE.value, holdout=_HOLDOUT.value,
+            warp=_WARP.value, seed=_SEED.value,
+        ),
+        model=models.ModelConfig(
+            resolution=resolution, width=_WIDTH.value, code_size=_CODE_SIZE.value,
+            self_attention=_SELF_ATTENTION.value, spectral_norm=_SPECTRAL_NORM.value,
+        ),
+        loss=trainer.LossConfig(
+            adversarial=_ADVERSARIAL.value, adversarial_weight=_ADVERSARIAL_WEIGHT.value,
+            adversarial_warmup=_ADVERSARIAL_WARMUP.value, raw_rgb_weight=_RAW_RGB_WEIGHT.value,
+            eyes_mouth_weight=_EYES_MOUTH_WEIGHT.value, ssim_weight=_SSIM_WEIGHT.value,
+            edge_weight=_EDGE_WEIGHT.value, mask_l1_weight=_MASK_L1_WEIGHT.value,
+            mask_tv_weight=_MASK_TV_WEIGHT.value,
+        ),
+        steps=_STEPS.value, learning_rate=_LEARNING_RATE.value,
+        d_learning_rate=_D_LEARNING_RATE.value, xla=_XLA.value,
+        mixed_precision=_MIXED_PRECISION.value, run_eagerly=_RUN_EAGERLY.value,
+        save_every=_SAVE_EVERY.value, keep_checkpoints=_KEEP_CHECKPOINTS.value,
+        log_every=_LOG_EVERY.value, preview_every=_PREVIEW_EVERY.value,
+    )
+
+
+def main(argv):
+    del argv
+    config = config_from_flags()
+    os.makedirs(config.model_dir, exist_ok=True)
+    path = os.path.join(config.model_dir, "flags.txt")
+    with open(path + ".tmp", "w") as out:
+        out.write(flags.FLAGS.flags_into_string())
+    os.replace(path + ".tmp", path)
+    trainer.run(config)
+
+
+def run():
+    """Console entry point `faceswap-train`."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

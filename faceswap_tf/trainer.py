@@ -1,0 +1,344 @@
+"""GanTrainer: the faceswap-GAN training step, checkpoints, summaries and previews.
+
+One step trains both people: the discriminators first (`_d_step`, their own tape, variables
+and optimizer), then the encoder and both decoders (`_g_step`). The reconstruction of person
+X is the composite `mask * rgb + (1 - mask) * warped` of X's decoder on the warped input;
+the raw decoder RGB gets an L1 term of its own, because with the composite alone the mask
+collapses to 0 within about 100 steps (the output is then the input and nothing is learnt).
+"""
+
+import dataclasses
+import json
+import os
+import signal
+import sys
+import time
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from faceswap_tf import data, losses, models
+from faceswap_tf.errors import UserError
+from faceswap_tf.progress import clock
+
+SIDES = ("a", "b")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    adversarial: str = "lsgan"
+    adversarial_weight: float = 0.1
+    adversarial_warmup: int = 0  # steps without the adversarial term
+    raw_rgb_weight: float = 1.0  # L1 on the decoder's RGB: keeps the mask from collapsing
+    eyes_mouth_weight: float = 3.0  # L1 weight inside the eye and mouth regions (1 elsewhere)
+    ssim_weight: float = 0.0
+    edge_weight: float = 0.0
+    mask_l1_weight: float = 0.01
+    mask_tv_weight: float = 0.1
+
+    def __post_init__(self):
+        if self.adversarial not in losses.ADVERSARIAL:
+            raise UserError(f"--adversarial={self.adversarial}: choose one of {', '.join(losses.ADVERSARIAL)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    model_dir: str
+    data: data.DataConfig
+    model: models.ModelConfig = dataclasses.field(default_factory=models.ModelConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    steps: int = 1000
+    learning_rate: float = 1e-4
+    d_learning_rate: float = 1e-4
+    xla: str = "auto"  # auto: on where there is a GPU; on CPUs it measured slower
+    mixed_precision: str = "auto"  # auto: bfloat16 where the processor has it, else float32
+    run_eagerly: bool = False
+    save_every: int = 500
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    preview_every: int = 250
+
+    def __post_init__(self):
+        if self.xla not in ("auto", "on", "off"):
+            raise UserError(f"--xla={self.xla}: choose auto, on or off")
+        if self.mixed_precision not in ("auto", "off", "float16", "bfloat16"):
+            raise UserError(f"--mixed_precision={self.mixed_precision}: choose auto, off, float16 or bfloat16")
+        for name in ("steps", "save_every", "log_every", "preview_every", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name}={getattr(self, name)}: must be at least 1")
+
+
+class TrainingDiverged(UserError):
+    pass
+
+
+def resolve_precision(choice: str) -> str:
+    """The Keras dtype policy for --mixed_precision."""
+    if choice == "off":
+        return "float32"
+    if choice in ("float16", "bfloat16"):
+        return f"mixed_{choice}"
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        major = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))[0]
+        return "mixed_bfloat16" if major >= 8 else "mixed_float16"
+    return "mixed_bfloat16" if _cpu_has_bf16() else "float32"
+
+
+def resolve_xla(choice: str) -> bool:
+    if choice == "auto":
+        return bool(tf.config.list_physical_devices("GPU"))
+    return choice == "on"
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as info:
+            return any("avx512_bf16" in line or "amx_bf16" in line for line in info if line.startswith("flags"))
+    except OSError:
+        return False
+
+
+class GanTrainer:
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.policy = resolve_precision(config.mixed_precision)
+        keras.mixed_precision.set_global_policy(self.policy)
+        # The same seed gives the same initial weights; batches are seeded by step (data.py).
+        keras.utils.set_random_seed(config.data.seed)
+        cfg = config.model
+        self.encoder = models.build_encoder(cfg)
+        self.decoders = {side: models.build_decoder(cfg, side) for side in SIDES}
+        self.discriminators = {side: models.build_discriminator(cfg, side) for side in SIDES}
+        keras.mixed_precision.set_global_policy("float32")
+        self.g_variables = self.encoder.trainable_variables + [
+            v for side in SIDES for v in self.decoders[side].trainable_variables
+        ]
+        self.d_variables = [v for side in SIDES for v in self.discriminators[side].trainable_variables]
+        self.g_optimizer = self._optimizer(config.learning_rate, "g_optimizer")
+        self.d_optimizer = self._optimizer(config.d_learning_rate, "d_optimizer")
+        # Built now so a restore fills the slots instead of deferring.
+        self.g_optimizer.build(self.g_variables)
+        self.d_optimizer.build(self.d_variables)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint = tf.train.Checkpoint(
+            encoder=self.encoder, decoder_a=self.decoders["a"], decoder_b=self.decoders["b"],
+            discriminator_a=self.discriminators["a"], discriminator_b=self.discriminators["b"],
+            g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer, step=self.step,
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, config.model_dir, max_to_keep=config.keep_checkpoints,
+            step_counter=self.step,
+        )
+        self.d_loss_fn, self.g_adv_fn = losses.ADVERSARIAL[config.loss.adversarial]
+        self.train_step = (
+            self._train_step if config.run_eagerly
+            else tf.function(self._train_step, jit_compile=resolve_xla(config.xla))
+        )
+
+    def _optimizer(self, learning_rate, name):
+        optimizer = keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.999, name=name)
+        if self.policy == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_scaled")
+        return optimizer
+
+    def restore(self) -> int:
+        """Restores the newest checkpoint in model_dir, if any; returns the step."""
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        return int(self.step.numpy())
+
+    # --- the step ---------------------------------------------------------------------
+
+    def reconstruct(self, side, warped, training=False):
+        out = self.decoders[side](self.encoder(warped, training=training), training=training)
+        rgb = tf.cast(out["rgb"], tf.float32)
+        mask = tf.cast(out["mask"], tf.float32)
+        return rgb, mask, losses.composite(rgb, mask, warped)
+
+    def _d_step(self, batches):
+        with tf.GradientTape() as tape:
+            d_losses = {}
+            for side in SIDES:
+                batch = batches[side]
+                _, _, fake = self.reconstruct(side, batch["warped"])
+                discriminator = self.discriminators[side]
+                real_logits = tf.cast(discriminator(batch["target"], training=True), tf.float32)
+                fake_logits = tf.cast(discriminator(tf.stop_gradient(fake), training=True), tf.float32)
+                d_losses[side] = self.d_loss_fn(real_logits, fake_logits)
+            total = tf.add_n(list(d_losses.values()))
+            scaled = self._scale(self.d_optimizer, total)
+        grads = tape.gradient(scaled, self.d_variables)
+        self.d_optimizer.apply(grads, self.d_variables)
+        return d_losses
+
+    def _g_step(self, batches):
+        cfg = self.config.loss
+        adversarial = tf.where(self.step >= cfg.adversarial_warmup, cfg.adversarial_weight, 0.0)
+        with tf.GradientTape() as tape:
+            g_losses, mask_means = {}, {}
+            for side in SIDES:
+                batch = batches[side]
+                target = batch["target"]
+                rgb, mask, composite = self.reconstruct(side, batch["warped"], training=True)
+                weight = 1.0 + (cfg.eyes_mouth_weight - 1.0) * batch["eyes_mouth"]
+                loss = losses.weighted_l1(target, composite, weight)
+                loss += cfg.raw_rgb_weight * losses.weighted_l1(target, rgb, weight)
+                if cfg.ssim_weight:
+                    loss += cfg.ssim_weight * losses.ssim_loss(target, composite)
+                if cfg.edge_weight:
+                    loss += cfg.edge_weight * losses.edge_loss(target, composite)
+                loss += cfg.mask_l1_weight * losses.mask_l1(mask)
+                loss += cfg.mask_tv_weight * losses.total_variation(mask)
+                logits = tf.cast(self.discriminators[side](composite, training=False), tf.float32)
+                loss += adversarial * self.g_adv_fn(logits)
+                g_losses[side] = loss
+                mask_means[side] = tf.reduce_mean(mask)
+            total = tf.add_n(list(g_losses.values()))
+            scaled = self._scale(self.g_optimizer, total)
+        grads = tape.gradient(scaled, self.g_variables)
+        self.g_optimizer.apply(grads, self.g_variables)
+        return g_losses, mask_means
+
+    @staticmethod
+    def _scale(optimizer, loss):
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            return optimizer.scale_loss(loss)
+        return loss
+
+    def _train_step(self, batch_a, batch_b):
+        batches = {"a": batch_a, "b": batch_b}
+        d_losses = self._d_step(batches)
+        g_losses, mask_means = self._g_step(batches)
+        self.step.assign_add(1)
+        metrics = {f"loss/d_{s}": d_losses[s] for s in SIDES}
+        metrics.update({f"loss/g_{s}": g_losses[s] for s in SIDES})
+        metrics.update({f"mask/mean_{s}": mask_means[s] for s in SIDES})
+        finite = tf.reduce_all([tf.math.is_finite(v) for v in metrics.values()])
+        return metrics, finite
+
+    # --- previews ---------------------------------------------------------------------
+
+    def preview(self, faces_a, faces_b) -> np.ndarray:
+        """uint8 grid: per row input | reconstruction | swap | mask, rows of A then of B."""
+        rows = []
+        for side, other, faces in (("a", "b", faces_a), ("b", "a", faces_b)):
+            _, mask, recon = self.reconstruct(side, faces)
+            _, _, swap = self.reconstruct(other, faces)
+            mask3 = tf.tile(mask * 2.0 - 1.0, [1, 1, 1, 3])
+            rows.append(tf.concat([faces, recon, swap, mask3], axis=2))
+        grid = tf.concat([tf.concat(tf.unstack(r), axis=0) for r in rows], axis=1)
+        return ((grid.numpy() + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
+
+
+def run(config: TrainConfig, log=sys.stderr) -> dict:
+    """Trains until config.steps, resuming from model_dir; returns the last metrics."""
+    os.makedirs(config.model_dir, exist_ok=True)
+    faces = {
+        "a": data.load_faces(config.data.faces_a, config.model.resolution, config.data.coverage,
+                             config.data.holdout),
+        "b": data.load_faces(config.data.faces_b, config.model.resolution, config.data.coverage,
+                             config.data.holdout),
+    }
+    trainer = GanTrainer(config)
+    save_config(config)
+    start = trainer.restore()
+    if start >= config.steps:
+        log.write(f"{config.model_dir}: already at step {start} of {config.steps}\n")
+        return {}
+    log.write(f"training from step {start} to {config.steps} ({trainer.policy}, "
+              f"xla {'on' if resolve_xla(config.xla) else 'off'}); "
+              f"{len(faces['a'])} faces of A, {len(faces['b'])} of B\n")
+    streams = [iter(data.dataset(faces[s], config.data, start, side=i)) for i, s in enumerate(SIDES)]
+    preview_faces = {s: _preview_faces(faces[s]) for s in SIDES}
+    writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
+    stop = _StopSignal()
+    metrics, step = {}, start
+    window_start, images = time.perf_counter(), 0
+    run_start = window_start
+    with writer.as_default(), stop:
+        while step < config.steps:
+            values, finite = trainer.train_step(next(streams[0]), next(streams[1]))
+            step += 1
+            images += 2 * config.data.batch_size
+            if not bool(finite):
+                raise TrainingDiverged(
+                    f"{config.model_dir}: a loss became NaN or Inf at step {step} "
+                    f"({_format(values)}); the last good checkpoint is kept: "
+                    "lower --learning_rate or turn off mixed precision"
+                )
+            if step % config.log_every == 0 or step == config.steps:
+                now = time.perf_counter()
+                rate = images / (now - window_start)
+                metrics = {k: float(v) for k, v in values.items()}
+                for name, value in metrics.items():
+                    tf.summary.scalar(name, value, step=step)
+                tf.summary.scalar("learning_rate", config.learning_rate, step=step)
+                tf.summary.scalar("images_per_second", rate, step=step)
+                eta = (config.steps - step) * (now - run_start) / (step - start)
+                log.write(f"step {step}/{config.steps}  {_format(metrics)}  {rate:.1f} img/s  "
+                          f"ETA {clock(eta)}\n")
+                window_start, images = now, 0
+            if step % config.preview_every == 0 or step == config.steps:
+                _write_preview(trainer, preview_faces, config.model_dir, step)
+            if step % config.save_every == 0 or step == config.steps or stop.requested:
+                trainer.manager.save(checkpoint_number=step)
+            if stop.requested:
+                log.write(f"stopped by signal at step {step}; checkpoint saved\n")
+                break
+    writer.flush()
+    return metrics
+
+
+def _preview_faces(faces: np.ndarray, count: int = 4) -> tf.Tensor:
+    picks = np.linspace(0, len(faces) - 1, count).astype(int)
+    return tf.constant(faces[picks, ..., :3], tf.float32) / 127.5 - 1.0
+
+
+def _write_preview(trainer, preview_faces, model_dir, step):
+    grid = trainer.preview(preview_faces["a"], preview_faces["b"])
+    tf.summary.image("preview", grid[None], step=step)
+    path = os.path.join(model_dir, "preview.png")
+    ok, png = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as out:
+        out.write(png.tobytes())
+    os.replace(tmp, path)
+
+
+def _format(metrics) -> str:
+    return "  ".join(f"{k.split('/')[-1]} {float(v):.4f}" for k, v in metrics.items())
+
+
+class _StopSignal:
+    """SIGINT and SIGTERM ask the loop to save a checkpoint and stop, instead of killing it."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+
+def save_config(config: TrainConfig) -> None:
+    """config.json beside the checkpoints: what export needs to rebuild the networks."""
+    path = os.path.join(config.model_dir, "config.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as out:
+        json.dump({"model": dataclasses.asdict(config.model), "coverage": config.data.coverage}, out, indent=1)
+    os.replace(tmp, path)

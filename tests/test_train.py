@@ -1,0 +1,174 @@
+"""The train stage: data pipeline, the GAN step, checkpoints and the entry point."""
+
+import dataclasses
+import glob
+import io
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from faceswap_tf import data, extractor, models, trainer
+from faceswap_tf.faces import detect
+from tests.conftest import ROOT, data_path, run_module
+
+TINY_MODEL = models.ModelConfig(width=0.125, code_size=64)
+
+
+@pytest.fixture(scope="module")
+def face_dirs(tmp_path_factory, data_dir):
+    """Aligned faces of every 10th frame of the sample pair, extracted for real."""
+    dirs = {}
+    for side, clip in (("a", "identity_a.mp4"), ("b", "identity_b.mp4")):
+        out = tmp_path_factory.mktemp(f"faces_{side}")
+        extractor.run(extractor.ExtractConfig(
+            input=data_path(data_dir, "clips", clip), output_dir=str(out), every_nth=10,
+            largest_face=True, detector=detect.DetectorConfig(min_face_size=160),
+        ), log=io.StringIO())
+        dirs[side] = str(out)
+    return dirs
+
+
+def tiny_config(face_dirs, model_dir, **overrides):
+    settings = dict(model=TINY_MODEL, mixed_precision="off", save_every=3, log_every=3,
+                    preview_every=3, steps=3)
+    return trainer.TrainConfig(
+        model_dir=str(model_dir),
+        data=data.DataConfig(face_dirs["a"], face_dirs["b"], batch_size=4),
+        **{**settings, **overrides},
+    )
+
+
+def test_holdout_is_the_end_of_each_source(face_dirs):
+    from faceswap_tf.faces import alignments
+    records = alignments.load(os.path.join(face_dirs["a"], "alignments.json"))
+    train, held = data.split_holdout(records, 0.2)
+    assert len(train) + len(held) == len(records) and held
+    assert max(r.frame for r in train) < min(r.frame for r in held)
+    last = max(r.frame for r in records) + 1
+    assert min(r.frame for r in held) >= 0.8 * last - 10
+
+
+def test_faces_load_with_masks_at_the_model_resolution(face_dirs):
+    faces = data.load_faces(face_dirs["a"], 64, 0.85, 0.2)
+    assert faces.dtype == np.uint8 and faces.shape[1:] == (64, 64, 5)
+    face_mask, eyes_mouth = faces[..., 3] > 127, faces[..., 4] > 127
+    assert 0.3 < face_mask.mean() < 0.8
+    assert (face_mask | ~eyes_mouth).mean() > 0.99  # eyes and mouth lie inside the face
+
+
+def test_augmentation_moves_image_and_masks_together_and_is_reproducible():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    stack = np.concatenate([image, image[..., :1], image[..., 1:2]], axis=-1)
+    config = data.DataConfig("a", "b", colour=0.0, warp=0.03)
+    seed = tf.constant([1, 2], tf.int64)
+    out = data.augment(tf.constant(stack), config, seed)
+    np.testing.assert_allclose((out["target"][..., 0] + 1) / 2, out["mask"][..., 0], atol=1e-5)
+    np.testing.assert_allclose((out["target"][..., 1] + 1) / 2, out["eyes_mouth"][..., 0], atol=1e-5)
+    assert np.abs(out["warped"] - out["target"]).mean() > 0.05  # the input is distorted
+    again = data.augment(tf.constant(stack), config, seed)
+    np.testing.assert_array_equal(out["warped"].numpy(), again["warped"].numpy())
+    other = data.augment(tf.constant(stack), config, tf.constant([1, 3], tf.int64))
+    assert not np.array_equal(out["target"].numpy(), other["target"].numpy())
+
+
+def test_no_warp_means_input_equals_target():
+    image = tf.random.uniform((2, 16, 16, 3), -1, 1, seed=5)
+    np.testing.assert_allclose(data.random_warp(image, 0.0, tf.constant([0, 0], tf.int64)), image,
+                               atol=1e-6)
+
+
+def variables_changed(before, variables):
+    return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables, strict=True)]
+
+
+def test_d_step_changes_only_d_and_g_step_only_g(face_dirs, tmp_path):
+    gan = trainer.GanTrainer(tiny_config(face_dirs, tmp_path))
+    faces = {s: data.load_faces(face_dirs[s], 64, 0.85, 0.2) for s in trainer.SIDES}
+    batches = {s: next(iter(data.dataset(faces[s], gan.config.data, side=i)))
+               for i, s in enumerate(trainer.SIDES)}
+    # Attention starts switched off (gamma 0), which zeroes its projections' gradients;
+    # switch it on so that every variable has a gradient to show.
+    for network in [gan.encoder, *gan.decoders.values(), *gan.discriminators.values()]:
+        for layer in network.layers:
+            if isinstance(layer, models.SelfAttention):
+                layer.gamma.assign(0.1)
+    g_before = [v.numpy() for v in gan.g_variables]
+    d_before = [v.numpy() for v in gan.d_variables]
+    gan._d_step(batches)
+    assert all(variables_changed(d_before, gan.d_variables))
+    assert not any(variables_changed(g_before, gan.g_variables))
+    d_before = [v.numpy() for v in gan.d_variables]
+    gan._g_step(batches)
+    assert not any(variables_changed(d_before, gan.d_variables))
+    # All but the attention query/key kernels of a fresh model: the untrained code is nearly
+    # constant in space, so their gradients (~1e-11) move them below float32 resolution.
+    unchanged = [v.path for v, changed in zip(gan.g_variables, variables_changed(g_before, gan.g_variables),
+                                                strict=True) if not changed]
+    assert all("/query/" in path or "/key/" in path for path in unchanged), unchanged
+    assert not set(map(id, gan.g_variables)) & set(map(id, gan.d_variables))
+
+
+def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(face_dirs, tmp_path):
+    straight = trainer.run(tiny_config(face_dirs, tmp_path / "straight", steps=6, log_every=6),
+                           log=io.StringIO())
+    trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=3), log=io.StringIO())
+    log = io.StringIO()
+    resumed = trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=6, log_every=6), log=log)
+    assert "training from step 3 to 6" in log.getvalue()
+    assert resumed.keys() == straight.keys()
+    for name in straight:
+        assert resumed[name] == pytest.approx(straight[name], rel=1e-4, abs=1e-6), name
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(face_dirs, tmp_path):
+    trainer.run(tiny_config(face_dirs, tmp_path), log=io.StringIO())
+    poisoned = tiny_config(face_dirs, tmp_path, steps=6,
+                           loss=trainer.LossConfig(mask_l1_weight=float("nan")))
+    with pytest.raises(trainer.TrainingDiverged, match="NaN or Inf at step 4"):
+        trainer.run(poisoned, log=io.StringIO())
+    gan = trainer.GanTrainer(tiny_config(face_dirs, tmp_path))
+    assert gan.restore() == 3
+    assert all(np.isfinite(v.numpy()).all() for v in gan.g_variables + gan.d_variables)
+
+
+def test_the_smoke_flagfile_trains_saves_and_resumes(face_dirs, tmp_path):
+    model_dir = tmp_path / "model"
+    common = ["--flagfile=flags/smoke.flags", f"--faces_a={face_dirs['a']}",
+              f"--faces_b={face_dirs['b']}", f"--model_dir={model_dir}"]
+    first = run_module("faceswap_tf.train", *common)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-6")
+    flags_txt = (model_dir / "flags.txt").read_text()
+    assert "--steps=6" in flags_txt and f"--model_dir={model_dir}" in flags_txt
+    assert (model_dir / "preview.png").stat().st_size > 1000
+    tags = set()
+    for path in glob.glob(str(model_dir / "train" / "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    assert {"loss/g_a", "loss/g_b", "loss/d_a", "loss/d_b", "mask/mean_a", "images_per_second",
+            "preview"} <= tags
+    second = run_module("faceswap_tf.train", *common, "--steps=9")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "training from step 6 to 9" in second.stderr
+    assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-9")
+    assert os.path.isdir(ROOT)
+
+
+def test_missing_faces_folder_is_one_clear_error(tmp_path):
+    result = run_module("faceswap_tf.train", "--flagfile=flags/smoke.flags",
+                        f"--faces_a={tmp_path}/nope", f"--faces_b={tmp_path}/nope",
+                        f"--model_dir={tmp_path}/m")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"{tmp_path}/nope: no alignments.json" in result.stderr
+
+
+def test_precision_and_xla_choices():
+    assert trainer.resolve_precision("off") == "float32"
+    assert trainer.resolve_precision("float16") == "mixed_float16"
+    assert trainer.resolve_xla("off") is False and trainer.resolve_xla("on") is True
+    assert trainer.resolve_xla("auto") is bool(tf.config.list_physical_devices("GPU"))
+    with pytest.raises(trainer.UserError, match="--xla=maybe"):
+        dataclasses.replace(trainer.TrainConfig("m", data.DataConfig("a", "b")), xla="maybe")
