@@ -17,12 +17,15 @@ $(BIN)/.installed: setup.py pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
-# The main job, for now: aligned faces of the sample pair A and B.
+# The main job, for now: aligned faces of the sample pair A and B, then the GAN trained on
+# them (resuming if runs/demo/model already holds a checkpoint).
 demo: $(BIN)/.installed
 	$(BIN)/python -m faceswap_tf.extract --flagfile=flags/extract_pair.flags \
 		--input=$(FACESWAP_DATA)/clips/identity_a.mp4 --output_dir=$(RUNS)/demo/faces_a
 	$(BIN)/python -m faceswap_tf.extract --flagfile=flags/extract_pair.flags \
 		--input=$(FACESWAP_DATA)/clips/identity_b.mp4 --output_dir=$(RUNS)/demo/faces_b
+	$(BIN)/python -m faceswap_tf.train --flagfile=flags/demo.flags \
+		--faces_a=$(RUNS)/demo/faces_a --faces_b=$(RUNS)/demo/faces_b --model_dir=$(RUNS)/demo/model
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check faceswap_tf tests tools

@@ -37,6 +37,9 @@ _SSIM_WEIGHT = flags.DEFINE_float("ssim_weight", 0.0, "Weight of the SSIM loss."
 _EDGE_WEIGHT = flags.DEFINE_float("edge_weight", 0.0, "Weight of the edge loss.")
 _MASK_L1_WEIGHT = flags.DEFINE_float("mask_l1_weight", 0.01, "Weight of the mask's L1 penalty.")
 _MASK_TV_WEIGHT = flags.DEFINE_float("mask_tv_weight", 0.1, "Weight of the mask's total variation.")
+_MASK_HULL_WEIGHT = flags.DEFINE_float(
+    "mask_hull_weight", 0.5, "Weight of L1 between the mask and the landmarks' face hull."
+)
 _XLA = flags.DEFINE_enum("xla", "auto", ["auto", "on", "off"], "XLA; auto: on with a GPU, off on CPU.")
 _MIXED_PRECISION = flags.DEFINE_enum(
     "mixed_precision", "auto", ["auto", "off", "float16", "bfloat16"],
@@ -67,7 +70,7 @@ def config_from_flags() -> trainer.TrainConfig:
             adversarial_warmup=_ADVERSARIAL_WARMUP.value, raw_rgb_weight=_RAW_RGB_WEIGHT.value,
             eyes_mouth_weight=_EYES_MOUTH_WEIGHT.value, ssim_weight=_SSIM_WEIGHT.value,
             edge_weight=_EDGE_WEIGHT.value, mask_l1_weight=_MASK_L1_WEIGHT.value,
-            mask_tv_weight=_MASK_TV_WEIGHT.value,
+            mask_tv_weight=_MASK_TV_WEIGHT.value, mask_hull_weight=_MASK_HULL_WEIGHT.value,
         ),
         steps=_STEPS.value, learning_rate=_LEARNING_RATE.value,
         d_learning_rate=_D_LEARNING_RATE.value, xla=_XLA.value,

@@ -1,10 +1,13 @@
 """GanTrainer: the faceswap-GAN training step, checkpoints, summaries and previews.
 
-One step trains both people: the discriminators first (`_d_step`, their own tape, variables
-and optimizer), then the encoder and both decoders (`_g_step`). The reconstruction of person
+One step trains both people: the encoder and both decoders (`_g_step`), then the
+discriminators (`_d_step`) on the composites G made; each has its own tape, variable list
+and optimizer. The reconstruction of person
 X is the composite `mask * rgb + (1 - mask) * warped` of X's decoder on the warped input;
 the raw decoder RGB gets an L1 term of its own, because with the composite alone the mask
 collapses to 0 within about 100 steps (the output is then the input and nothing is learnt).
+Even so, the L1 penalty keeps the learnt mask small for the first thousands of steps, so it
+is also pulled towards the face hull drawn from the landmarks.
 """
 
 import dataclasses
@@ -37,6 +40,7 @@ class LossConfig:
     edge_weight: float = 0.0
     mask_l1_weight: float = 0.01
     mask_tv_weight: float = 0.1
+    mask_hull_weight: float = 0.5  # L1 between the mask and the landmarks' face hull
 
     def __post_init__(self):
         if self.adversarial not in losses.ADVERSARIAL:
@@ -158,15 +162,13 @@ class GanTrainer:
         mask = tf.cast(out["mask"], tf.float32)
         return rgb, mask, losses.composite(rgb, mask, warped)
 
-    def _d_step(self, batches):
+    def _d_step(self, batches, fakes):
         with tf.GradientTape() as tape:
             d_losses = {}
             for side in SIDES:
-                batch = batches[side]
-                _, _, fake = self.reconstruct(side, batch["warped"])
                 discriminator = self.discriminators[side]
-                real_logits = tf.cast(discriminator(batch["target"], training=True), tf.float32)
-                fake_logits = tf.cast(discriminator(tf.stop_gradient(fake), training=True), tf.float32)
+                real_logits = tf.cast(discriminator(batches[side]["target"], training=True), tf.float32)
+                fake_logits = tf.cast(discriminator(fakes[side], training=True), tf.float32)
                 d_losses[side] = self.d_loss_fn(real_logits, fake_logits)
             total = tf.add_n(list(d_losses.values()))
             scaled = self._scale(self.d_optimizer, total)
@@ -178,7 +180,7 @@ class GanTrainer:
         cfg = self.config.loss
         adversarial = tf.where(self.step >= cfg.adversarial_warmup, cfg.adversarial_weight, 0.0)
         with tf.GradientTape() as tape:
-            g_losses, mask_means = {}, {}
+            g_losses, mask_means, fakes = {}, {}, {}
             for side in SIDES:
                 batch = batches[side]
                 target = batch["target"]
@@ -191,16 +193,19 @@ class GanTrainer:
                 if cfg.edge_weight:
                     loss += cfg.edge_weight * losses.edge_loss(target, composite)
                 loss += cfg.mask_l1_weight * losses.mask_l1(mask)
+                if cfg.mask_hull_weight:
+                    loss += cfg.mask_hull_weight * losses.weighted_l1(batch["mask"], mask)
                 loss += cfg.mask_tv_weight * losses.total_variation(mask)
                 logits = tf.cast(self.discriminators[side](composite, training=False), tf.float32)
                 loss += adversarial * self.g_adv_fn(logits)
                 g_losses[side] = loss
                 mask_means[side] = tf.reduce_mean(mask)
+                fakes[side] = tf.stop_gradient(composite)
             total = tf.add_n(list(g_losses.values()))
             scaled = self._scale(self.g_optimizer, total)
         grads = tape.gradient(scaled, self.g_variables)
         self.g_optimizer.apply(grads, self.g_variables)
-        return g_losses, mask_means
+        return g_losses, mask_means, fakes
 
     @staticmethod
     def _scale(optimizer, loss):
@@ -210,8 +215,10 @@ class GanTrainer:
 
     def _train_step(self, batch_a, batch_b):
         batches = {"a": batch_a, "b": batch_b}
-        d_losses = self._d_step(batches)
-        g_losses, mask_means = self._g_step(batches)
+        # G first: its composites (from the weights before its update) are D's fakes, so
+        # each step runs the generators forward once, not twice.
+        g_losses, mask_means, fakes = self._g_step(batches)
+        d_losses = self._d_step(batches, fakes)
         self.step.assign_add(1)
         metrics = {f"loss/d_{s}": d_losses[s] for s in SIDES}
         metrics.update({f"loss/g_{s}": g_losses[s] for s in SIDES})
