@@ -155,7 +155,6 @@ def test_the_smoke_flagfile_trains_saves_and_resumes(face_dirs, tmp_path):
     assert second.returncode == 0, second.stderr[-2000:]
     assert "training from step 6 to 9" in second.stderr
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-9")
-    assert os.path.isdir(ROOT)
 
 
 def test_missing_faces_folder_is_one_clear_error(tmp_path):
@@ -173,3 +172,20 @@ def test_precision_and_xla_choices():
     assert trainer.resolve_xla("auto") is bool(tf.config.list_physical_devices("GPU"))
     with pytest.raises(trainer.UserError, match="--xla=maybe"):
         dataclasses.replace(trainer.TrainConfig("m", data.DataConfig("a", "b")), xla="maybe")
+
+
+@pytest.mark.parametrize("name", ["smoke", "demo", "gan64", "gan128"])
+def test_every_flagfile_resolves_to_a_valid_config(name):
+    from absl import flags as absl_flags
+
+    from faceswap_tf import train
+
+    argv = ["train", f"--flagfile={os.path.join(ROOT, 'flags', name + '.flags')}",
+            "--faces_a=a", "--faces_b=b", "--model_dir=m"]
+    absl_flags.FLAGS(argv)
+    try:
+        config = train.config_from_flags()
+    finally:
+        absl_flags.FLAGS.unparse_flags()
+    assert config.model.resolution in models.RESOLUTIONS and config.steps >= 6
+    assert config.data.batch_size >= 4
