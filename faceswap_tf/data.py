@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from faceswap_tf.errors import UserError
-from faceswap_tf.faces import alignments, masks
+from faceswap_tf.faces import align, alignments, masks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,15 +84,20 @@ def load_faces(folder: str, resolution: int, coverage: float, holdout: float = 0
     return np.stack(stacks)
 
 
+def coverage_matrix(crop_size: int, resolution: int, coverage: float) -> np.ndarray:
+    """2x3 matrix from aligned-crop pixels to the model's view: the centre `coverage` of
+    the crop, scaled to `resolution`."""
+    margin = crop_size * (1.0 - coverage) / 2.0
+    scale = resolution / (crop_size * coverage)
+    return np.array([[scale, 0.0, -margin * scale], [0.0, scale, -margin * scale]])
+
+
 def _model_view(crop, record, resolution, coverage):
     """The centre `coverage` of an aligned crop at the model's resolution, with its masks."""
-    size = record.size
-    margin = size * (1.0 - coverage) / 2.0
-    scale = resolution / (size * coverage)
-    matrix = np.array([[scale, 0.0, -margin * scale], [0.0, scale, -margin * scale]])
+    matrix = coverage_matrix(record.size, resolution, coverage)
     rgb = cv2.warpAffine(crop, matrix, (resolution, resolution), flags=cv2.INTER_AREA,
                          borderMode=cv2.BORDER_REFLECT_101)
-    points = (record.crop_landmarks() - margin) * scale
+    points = align.transform_points(matrix, record.crop_landmarks())
     regions = masks.region_masks(points, resolution)
     eyes_mouth = np.maximum(regions["eyes"], regions["mouth"])
     return np.concatenate([rgb, regions["face"][..., None], eyes_mouth[..., None]], axis=-1)
