@@ -16,7 +16,7 @@ _FACES_A = flags.DEFINE_string("faces_a", None, "Extract output folder of person
 _FACES_B = flags.DEFINE_string("faces_b", None, "Extract output folder of person B.", required=True)
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints, flags.txt, TensorBoard.", required=True)
 _STEPS = flags.DEFINE_integer("steps", 20_000, "Train until this step.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Faces per person per step.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Faces per person per step, split across replicas.")
 _RESOLUTION = flags.DEFINE_enum("resolution", "64", [str(r) for r in models.RESOLUTIONS], "Model size in px.")
 _WIDTH = flags.DEFINE_float("width", 1.0, "Multiplier of every layer's filters.")
 _CODE_SIZE = flags.DEFINE_integer("code_size", 1024, "Units of the encoder's dense bottleneck.")

@@ -2,7 +2,9 @@
 
 One step trains both people: the encoder and both decoders (`_g_step`), then the
 discriminators (`_d_step`) on the composites G made; each has its own tape, variable list
-and optimizer. The reconstruction of person
+and optimizer. The step runs under a tf.distribute strategy (`resolve_strategy`): each
+replica takes its share of the global batch and the gradients are summed across replicas,
+so N replicas compute the step one device would. The reconstruction of person
 X is the composite `mask * rgb + (1 - mask) * warped` of X's decoder on the warped input;
 the raw decoder RGB gets an L1 term of its own, because with the composite alone the mask
 collapses to 0 within about 100 steps (the output is then the input and nothing is learnt).
@@ -13,6 +15,7 @@ is also pulled towards the face hull drawn from the landmarks.
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -97,6 +100,32 @@ def resolve_xla(choice: str) -> bool:
     return choice == "on"
 
 
+def resolve_strategy() -> tf.distribute.Strategy:
+    """MultiWorkerMirroredStrategy when TF_CONFIG describes a cluster, MirroredStrategy over
+    all local GPUs when there are several, else the default strategy (one device)."""
+    if os.environ.get("TF_CONFIG"):
+        try:
+            cluster = json.loads(os.environ["TF_CONFIG"])["cluster"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise UserError(f"TF_CONFIG: not a JSON object with a 'cluster' ({error})") from None
+        if sum(len(tasks) for tasks in cluster.values()) > 1:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the checkpoints, summaries and previews."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    first_worker = resolver.task_type == "worker" and resolver.task_id == 0
+    return first_worker and "chief" not in resolver.cluster_spec().jobs
+
+
 def _cpu_has_bf16() -> bool:
     try:
         with open("/proc/cpuinfo") as info:
@@ -106,8 +135,18 @@ def _cpu_has_bf16() -> bool:
 
 
 class GanTrainer:
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None):
         self.config = config
+        self.strategy = strategy or resolve_strategy()
+        with self.strategy.scope():
+            self._build(config)
+        self.d_loss_fn, self.g_adv_fn = losses.ADVERSARIAL[config.loss.adversarial]
+        self.train_step = (
+            self._train_step if config.run_eagerly
+            else tf.function(self._train_step, jit_compile=resolve_xla(config.xla))
+        )
+
+    def _build(self, config):
         self.policy = resolve_precision(config.mixed_precision)
         keras.mixed_precision.set_global_policy(self.policy)
         # The same seed gives the same initial weights; batches are seeded by step (data.py).
@@ -132,14 +171,14 @@ class GanTrainer:
             discriminator_a=self.discriminators["a"], discriminator_b=self.discriminators["b"],
             g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer, step=self.step,
         )
+        # With several workers every one saves (saving is collective), but only the chief
+        # into model_dir; the others write to a scratch folder of their own.
+        self.chief = is_chief(self.strategy)
+        directory = config.model_dir if self.chief else os.path.join(
+            config.model_dir, f".worker{self.strategy.cluster_resolver.task_id}")
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, config.model_dir, max_to_keep=config.keep_checkpoints,
+            self.checkpoint, directory, max_to_keep=config.keep_checkpoints if self.chief else 1,
             step_counter=self.step,
-        )
-        self.d_loss_fn, self.g_adv_fn = losses.ADVERSARIAL[config.loss.adversarial]
-        self.train_step = (
-            self._train_step if config.run_eagerly
-            else tf.function(self._train_step, jit_compile=resolve_xla(config.xla))
         )
 
     def _optimizer(self, learning_rate, name):
@@ -148,10 +187,17 @@ class GanTrainer:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_scaled")
         return optimizer
 
+    def distribute(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
+        """The dataset of global batches, split across this strategy's replicas."""
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
+
     def restore(self) -> int:
         """Restores the newest checkpoint in model_dir, if any; returns the step."""
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        latest = tf.train.latest_checkpoint(self.config.model_dir)
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
         return int(self.step.numpy())
 
     # --- the step ---------------------------------------------------------------------
@@ -171,7 +217,7 @@ class GanTrainer:
                 fake_logits = tf.cast(discriminator(fakes[side], training=True), tf.float32)
                 d_losses[side] = self.d_loss_fn(real_logits, fake_logits)
             total = tf.add_n(list(d_losses.values()))
-            scaled = self._scale(self.d_optimizer, total)
+            scaled = self._scale(self.d_optimizer, total / self.strategy.num_replicas_in_sync)
         grads = tape.gradient(scaled, self.d_variables)
         self.d_optimizer.apply(grads, self.d_variables)
         return d_losses
@@ -202,7 +248,7 @@ class GanTrainer:
                 mask_means[side] = tf.reduce_mean(mask)
                 fakes[side] = tf.stop_gradient(composite)
             total = tf.add_n(list(g_losses.values()))
-            scaled = self._scale(self.g_optimizer, total)
+            scaled = self._scale(self.g_optimizer, total / self.strategy.num_replicas_in_sync)
         grads = tape.gradient(scaled, self.g_variables)
         self.g_optimizer.apply(grads, self.g_variables)
         return g_losses, mask_means, fakes
@@ -213,16 +259,23 @@ class GanTrainer:
             return optimizer.scale_loss(loss)
         return loss
 
-    def _train_step(self, batch_a, batch_b):
+    def _replica_step(self, batch_a, batch_b):
         batches = {"a": batch_a, "b": batch_b}
         # G first: its composites (from the weights before its update) are D's fakes, so
         # each step runs the generators forward once, not twice.
         g_losses, mask_means, fakes = self._g_step(batches)
         d_losses = self._d_step(batches, fakes)
-        self.step.assign_add(1)
         metrics = {f"loss/d_{s}": d_losses[s] for s in SIDES}
         metrics.update({f"loss/g_{s}": g_losses[s] for s in SIDES})
         metrics.update({f"mask/mean_{s}": mask_means[s] for s in SIDES})
+        return metrics
+
+    def _train_step(self, batch_a, batch_b):
+        """One step on a global batch per person; returns (metrics, all finite)."""
+        per_replica = self.strategy.run(self._replica_step, args=(batch_a, batch_b))
+        mean = tf.distribute.ReduceOp.MEAN
+        metrics = {k: self.strategy.reduce(mean, v, axis=None) for k, v in per_replica.items()}
+        self.step.assign_add(1)
         finite = tf.reduce_all([tf.math.is_finite(v) for v in metrics.values()])
         return metrics, finite
 
@@ -250,7 +303,8 @@ def run(config: TrainConfig, log=sys.stderr) -> dict:
                              config.data.holdout),
     }
     trainer = GanTrainer(config)
-    save_config(config)
+    if trainer.chief:
+        save_config(config)
     start = trainer.restore()
     if start >= config.steps:
         log.write(f"{config.model_dir}: already at step {start} of {config.steps}\n")
@@ -258,9 +312,11 @@ def run(config: TrainConfig, log=sys.stderr) -> dict:
     log.write(f"training from step {start} to {config.steps} ({trainer.policy}, "
               f"xla {'on' if resolve_xla(config.xla) else 'off'}); "
               f"{len(faces['a'])} faces of A, {len(faces['b'])} of B\n")
-    streams = [iter(data.dataset(faces[s], config.data, start, side=i)) for i, s in enumerate(SIDES)]
+    streams = [iter(trainer.distribute(data.dataset(faces[s], config.data, start, side=i)))
+               for i, s in enumerate(SIDES)]
     preview_faces = {s: _preview_faces(faces[s]) for s in SIDES}
-    writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
+    writer = (tf.summary.create_file_writer(os.path.join(config.model_dir, "train")) if trainer.chief
+              else tf.summary.create_noop_writer())
     stop = _StopSignal()
     metrics, step = {}, start
     window_start, images = time.perf_counter(), 0
@@ -288,7 +344,7 @@ def run(config: TrainConfig, log=sys.stderr) -> dict:
                 log.write(f"step {step}/{config.steps}  {_format(metrics)}  {rate:.1f} img/s  "
                           f"ETA {clock(eta)}\n")
                 window_start, images = now, 0
-            if step % config.preview_every == 0 or step == config.steps:
+            if trainer.chief and (step % config.preview_every == 0 or step == config.steps):
                 _write_preview(trainer, preview_faces, config.model_dir, step)
             if step % config.save_every == 0 or step == config.steps or stop.requested:
                 trainer.manager.save(checkpoint_number=step)
@@ -296,6 +352,8 @@ def run(config: TrainConfig, log=sys.stderr) -> dict:
                 log.write(f"stopped by signal at step {step}; checkpoint saved\n")
                 break
     writer.flush()
+    if not trainer.chief:
+        shutil.rmtree(trainer.manager.directory, ignore_errors=True)
     return metrics
 
 

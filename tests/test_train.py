@@ -124,6 +124,55 @@ def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(face_dirs, tmp_
         assert resumed[name] == pytest.approx(straight[name], rel=1e-4, abs=1e-6), name
 
 
+def distributed_matches_one_device(faces_a, faces_b, model_dir):
+    """Run in a fresh process (logical devices must be set before TensorFlow starts): three
+    steps on one CPU device, then the same three global batches split across two logical
+    CPU devices by MirroredStrategy; prints both runs' metrics and weights as JSON."""
+    import json
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    config = tiny_config({"a": faces_a, "b": faces_b}, model_dir)
+    faces = {s: data.load_faces(getattr(config.data, f"faces_{s}"), 64, 0.85, 0.2) for s in trainer.SIDES}
+    streams = [data.dataset(faces[s], config.data, side=i) for i, s in enumerate(trainer.SIDES)]
+    batches = [list(b) for b in zip(*(stream.take(3) for stream in streams), strict=True)]
+    runs = {}
+    for name, strategy in [("one", tf.distribute.OneDeviceStrategy("/cpu:0")),
+                           ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))]:
+        gan = trainer.GanTrainer(config, strategy)
+        metrics, split = [], []
+        for batch_a, batch_b in batches:
+            a, b = (next(iter(gan.distribute(tf.data.Dataset.from_tensors(x)))) for x in (batch_a, batch_b))
+            split = [int(t.shape[0]) for t in strategy.experimental_local_results(a["warped"])]
+            values, _ = gan.train_step(a, b)
+            metrics.append({k: float(v) for k, v in values.items()})
+        runs[name] = {"metrics": metrics, "split": split, "step": int(gan.step.numpy()),
+                      "weights": [v.numpy().tolist() for v in gan.g_variables + gan.d_variables]}
+    print(json.dumps(runs))
+
+
+def test_the_step_on_two_logical_cpus_matches_one_device(face_dirs, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    script = ("import sys; from tests.test_train import distributed_matches_one_device as f; "
+              "f(*sys.argv[1:])")
+    result = subprocess.run([sys.executable, "-c", script, face_dirs["a"], face_dirs["b"], str(tmp_path)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = json.loads(result.stdout.strip().splitlines()[-1])
+    one, two = runs["one"], runs["two"]
+    assert one["split"] == [4] and two["split"] == [2, 2]  # each replica took half the batch
+    assert one["step"] == two["step"] == 3
+    for step_one, step_two in zip(one["metrics"], two["metrics"], strict=True):
+        for name in step_one:
+            assert step_two[name] == pytest.approx(step_one[name], rel=1e-5, abs=1e-6), name
+    for w_one, w_two in zip(one["weights"], two["weights"], strict=True):
+        np.testing.assert_allclose(np.array(w_two), np.array(w_one), rtol=1e-4, atol=1e-6)
+    assert one["metrics"][0] != one["metrics"][2]  # the steps did train
+
+
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(face_dirs, tmp_path):
     trainer.run(tiny_config(face_dirs, tmp_path), log=io.StringIO())
     poisoned = tiny_config(face_dirs, tmp_path, steps=6,
@@ -155,6 +204,39 @@ def test_the_smoke_flagfile_trains_saves_and_resumes(face_dirs, tmp_path):
     assert second.returncode == 0, second.stderr[-2000:]
     assert "training from step 6 to 9" in second.stderr
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-9")
+
+
+def test_kill_9_loses_at_most_the_steps_since_the_last_save(face_dirs, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    model_dir = tmp_path / "model"
+    command = [sys.executable, "-m", "faceswap_tf.train", "--flagfile=flags/smoke.flags",
+               f"--faces_a={face_dirs['a']}", f"--faces_b={face_dirs['b']}", f"--model_dir={model_dir}",
+               "--steps=100000", "--save_every=1", "--log_every=1000", "--preview_every=1000"]
+    killed_at = []
+    for delay in (0.0, 0.35, 0.8):  # different moments of a save (one is written every step)
+        before = tf.train.latest_checkpoint(str(model_dir))
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 300
+            while tf.train.latest_checkpoint(str(model_dir)) == before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(delay)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        killed_at.append(tf.train.latest_checkpoint(str(model_dir)))
+        assert killed_at[-1] != before, "no checkpoint was written before the kill"
+    gan = trainer.GanTrainer(tiny_config(face_dirs, model_dir))
+    step = gan.restore()
+    assert step == int(killed_at[-1].rsplit("-", 1)[1]) and step >= 3
+    assert all(np.isfinite(v.numpy()).all() for v in gan.g_variables + gan.d_variables)
+    resumed = run_module("faceswap_tf.train", *command[3:7], f"--steps={step + 2}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"training from step {step} to {step + 2}" in resumed.stderr
 
 
 def test_missing_faces_folder_is_one_clear_error(tmp_path):
