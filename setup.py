@@ -31,6 +31,7 @@ setup(
         "console_scripts": [
             "faceswap-extract=faceswap_tf.extract:run",
             "faceswap-train=faceswap_tf.train:run",
+            "faceswap-export=faceswap_tf.export:run",
         ],
     },
 )

@@ -12,6 +12,7 @@ random warp: the model's input is the face distorted by a smooth random grid, it
 undistorted face, so the autoencoder has to learn faces rather than copy pixels.
 """
 
+import collections
 import dataclasses
 import math
 import os
@@ -82,6 +83,25 @@ def load_faces(folder: str, resolution: int, coverage: float, holdout: float = 0
         stacks.append(_model_view(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), record,
                                   resolution, coverage))
     return np.stack(stacks)
+
+
+def describe_faces(folder: str) -> dict:
+    """What export needs to know of a person's training faces: a name (the stem of the source
+    most of them came from), the aligned crop size and padding, and the alignment template."""
+    path = os.path.join(folder, alignments.FILE_NAME)
+    if not os.path.exists(path):
+        raise UserError(f"{folder}: no {alignments.FILE_NAME}; run faceswap_tf.extract first")
+    records = alignments.load(path)
+    if not records:
+        raise UserError(f"{path}: no faces")
+    sources = collections.Counter(record.source for record in records)
+    crops = {(record.size, record.padding) for record in records}
+    if len(crops) > 1:
+        raise UserError(f"{path}: faces of several crop sizes or paddings {sorted(crops)}; "
+                        "extract them again with one --size and --padding")
+    (size, padding), = crops
+    name = os.path.splitext(os.path.basename(sources.most_common(1)[0][0]))[0]
+    return {"name": name, "crop_size": size, "padding": padding, "template": align.TEMPLATE_NAME}
 
 
 def coverage_matrix(crop_size: int, resolution: int, coverage: float) -> np.ndarray:

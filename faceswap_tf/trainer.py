@@ -401,9 +401,15 @@ class _StopSignal:
 
 
 def save_config(config: TrainConfig) -> None:
-    """config.json beside the checkpoints: what export needs to rebuild the networks."""
+    """config.json beside the checkpoints: what export needs to rebuild the networks and
+    frame the faces as in training."""
+    faces = {"a": data.describe_faces(config.data.faces_a), "b": data.describe_faces(config.data.faces_b)}
+    if faces["a"]["padding"] != faces["b"]["padding"]:
+        raise UserError(f"{config.data.faces_a} and {config.data.faces_b}: faces extracted with "
+                        f"different --padding ({faces['a']['padding']}, {faces['b']['padding']})")
+    document = {"model": dataclasses.asdict(config.model), "coverage": config.data.coverage, "faces": faces}
     path = os.path.join(config.model_dir, "config.json")
     tmp = path + ".tmp"
     with open(tmp, "w") as out:
-        json.dump({"model": dataclasses.asdict(config.model), "coverage": config.data.coverage}, out, indent=1)
+        json.dump(document, out, indent=1)
     os.replace(tmp, path)

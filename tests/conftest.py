@@ -1,5 +1,6 @@
 """Shared fixtures: the real sample data, read by path, never copied into the repository."""
 
+import io
 import os
 import subprocess
 import sys
@@ -30,3 +31,43 @@ def run_module(module, *args, timeout=600):
         [sys.executable, "-m", module, *args],
         capture_output=True, text=True, timeout=timeout, cwd=ROOT,
     )
+
+
+@pytest.fixture(scope="session")
+def face_dirs(tmp_path_factory, data_dir):
+    """Aligned faces of every 10th frame of the sample pair, extracted for real."""
+    from faceswap_tf import extractor
+    from faceswap_tf.faces import detect
+
+    dirs = {}
+    for side, clip in (("a", "identity_a.mp4"), ("b", "identity_b.mp4")):
+        out = tmp_path_factory.mktemp(f"faces_{side}")
+        extractor.run(extractor.ExtractConfig(
+            input=data_path(data_dir, "clips", clip), output_dir=str(out), every_nth=10,
+            largest_face=True, detector=detect.DetectorConfig(min_face_size=160),
+        ), log=io.StringIO())
+        dirs[side] = str(out)
+    return dirs
+
+
+def tiny_config(face_dirs, model_dir, **overrides):
+    """A training config of a tiny model on the extracted pair, for tests."""
+    from faceswap_tf import data, models, trainer
+
+    settings = dict(model=models.ModelConfig(width=0.125, code_size=64), mixed_precision="off",
+                    save_every=3, log_every=3, preview_every=3, steps=3)
+    return trainer.TrainConfig(
+        model_dir=str(model_dir),
+        data=data.DataConfig(face_dirs["a"], face_dirs["b"], batch_size=4),
+        **{**settings, **overrides},
+    )
+
+
+@pytest.fixture(scope="session")
+def smoke_model(face_dirs, tmp_path_factory):
+    """A model_dir holding a tiny model trained 6 steps on the sample pair."""
+    from faceswap_tf import trainer
+
+    model_dir = tmp_path_factory.mktemp("smoke_model")
+    trainer.run(tiny_config(face_dirs, model_dir, steps=6), log=io.StringIO())
+    return str(model_dir)

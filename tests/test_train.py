@@ -9,35 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from faceswap_tf import data, extractor, models, trainer
-from faceswap_tf.faces import detect
-from tests.conftest import ROOT, data_path, run_module
-
-TINY_MODEL = models.ModelConfig(width=0.125, code_size=64)
-
-
-@pytest.fixture(scope="module")
-def face_dirs(tmp_path_factory, data_dir):
-    """Aligned faces of every 10th frame of the sample pair, extracted for real."""
-    dirs = {}
-    for side, clip in (("a", "identity_a.mp4"), ("b", "identity_b.mp4")):
-        out = tmp_path_factory.mktemp(f"faces_{side}")
-        extractor.run(extractor.ExtractConfig(
-            input=data_path(data_dir, "clips", clip), output_dir=str(out), every_nth=10,
-            largest_face=True, detector=detect.DetectorConfig(min_face_size=160),
-        ), log=io.StringIO())
-        dirs[side] = str(out)
-    return dirs
-
-
-def tiny_config(face_dirs, model_dir, **overrides):
-    settings = dict(model=TINY_MODEL, mixed_precision="off", save_every=3, log_every=3,
-                    preview_every=3, steps=3)
-    return trainer.TrainConfig(
-        model_dir=str(model_dir),
-        data=data.DataConfig(face_dirs["a"], face_dirs["b"], batch_size=4),
-        **{**settings, **overrides},
-    )
+from faceswap_tf import data, models, trainer
+from tests.conftest import ROOT, run_module, tiny_config
 
 
 def test_holdout_is_the_end_of_each_source(face_dirs):

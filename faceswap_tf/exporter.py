@@ -1,0 +1,294 @@
+"""The export stage: a trained swapper as a numbered SavedModel version for TF Serving.
+
+`export()` rebuilds the encoder and one decoder from `model_dir/config.json`, restores them
+from the newest checkpoint, wraps them in a `Swapper` module and saves it to
+`export_dir/NAME/VERSION/` (written in a hidden temporary folder, then renamed, so TF Serving
+never sees a partial version). Its signatures, callable with TensorFlow alone:
+
+- `serving_default`: `faces` uint8 [N, S, S, 3], aligned RGB crops framed as the training
+  faces were (S = their crop size) -> `swapped` uint8 [N, S, S, 3] (the mask-blended
+  composite), `mask` float32 [N, S, S, 1] in [0, 1] and `rgb` uint8 [N, S, S, 3] (the raw
+  decoder output). The network sees the centre `coverage` of the crop at its resolution; its
+  RGB and mask are mapped back onto the crop and blended there, so pixels the mask leaves
+  alone keep the crop's full resolution. Outside the coverage the mask is 0.
+- `swap_image_bytes`: `image_bytes` string [N] (PNG or JPEG crops of S x S) ->
+  `swapped_bytes` and `mask_bytes` string [N] (PNG). TF Serving's REST API carries these as
+  base64 (`{"b64": ...}`), the `_bytes` suffix telling it to.
+- `metadata`: `request` int32 scalar (ignored: TF Serving refuses a signature without
+  inputs) -> `json`, the document also stored as the asset `faceswap_tf.json`: direction,
+  names, training step, crop size, padding, coverage, resolution and the alignment template
+  with its fit weights, which is all a converter needs to align faces for this model.
+"""
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+
+import keras
+import tensorflow as tf
+
+from faceswap_tf import data, models
+from faceswap_tf.errors import UserError
+from faceswap_tf.faces import align
+
+METADATA_FORMAT = "faceswap_tf.swapper"
+METADATA_VERSION = 1
+ASSET_NAME = "faceswap_tf.json"
+MODELS_CONFIG = "models.config"
+DIRECTIONS = {"a_to_b": ("a", "b"), "b_to_a": ("b", "a")}
+PRECISIONS = {"off": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    model_dir: str
+    name: str
+    direction: str = "a_to_b"
+    export_dir: str = "export"
+    version: int | None = None  # None: the training step, or the next free number if taken
+    mixed_precision: str = "off"  # float32 runs anywhere TF Serving does
+
+    def __post_init__(self):
+        if self.direction not in DIRECTIONS:
+            raise UserError(f"--direction={self.direction}: choose {' or '.join(DIRECTIONS)}")
+        if not _NAME.match(self.name):
+            raise UserError(f"--name={self.name}: use letters, digits, '_', '.' and '-' only")
+        if self.version is not None and self.version < 1:
+            raise UserError(f"--version={self.version}: must be a positive integer")
+        if self.mixed_precision not in PRECISIONS:
+            raise UserError(f"--mixed_precision={self.mixed_precision}: choose {', '.join(PRECISIONS)}")
+
+
+def _affine(images, matrix, size, fill_mode):
+    """images [N, H, W, C] float32 resampled (bilinear) onto a size x size grid whose pixel
+    (x, y) comes from input pixel matrix @ (x, y, 1)."""
+    flat = tf.constant([[*matrix[0], *matrix[1], 0.0, 0.0]], tf.float32)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=flat, output_shape=tf.constant([size, size], tf.int32),
+        fill_value=0.0, interpolation="BILINEAR", fill_mode=fill_mode,
+    )
+
+
+def _to_uint8(values):
+    return tf.cast(tf.clip_by_value(tf.round(values), 0.0, 255.0), tf.uint8)
+
+
+class Framing:
+    """The map between an aligned crop of S pixels and the network's view of its centre."""
+
+    def __init__(self, crop_size: int, resolution: int, coverage: float):
+        self.crop_size, self.resolution = crop_size, resolution
+        self.view_from_crop = data.coverage_matrix(crop_size, resolution, coverage)  # crop -> view
+        self.crop_from_view = align.invert(self.view_from_crop)
+
+    def to_view(self, crops):
+        """uint8 [N, S, S, 3] crops -> float32 [N, R, R, 3] in [-1, 1], the network's input."""
+        view = _affine(tf.cast(crops, tf.float32), self.crop_from_view, self.resolution, "REFLECT")
+        return view / 127.5 - 1.0
+
+    def blend(self, crops, rgb, mask):
+        """The network's rgb [-1, 1] and mask [0, 1] at R, mapped onto the crops and blended;
+        returns swapped uint8, mask float32 and rgb uint8, all at S."""
+        rgb = _affine((tf.cast(rgb, tf.float32) + 1.0) * 127.5, self.view_from_crop, self.crop_size, "CONSTANT")
+        mask = _affine(tf.cast(mask, tf.float32), self.view_from_crop, self.crop_size, "CONSTANT")
+        swapped = mask * rgb + (1.0 - mask) * tf.cast(crops, tf.float32)
+        return {"swapped": _to_uint8(swapped), "mask": mask, "rgb": _to_uint8(rgb)}
+
+
+class Swapper(tf.Module):
+    """The exported module: one direction of the trained pair (signatures: module docstring)."""
+
+    def __init__(self, encoder: keras.Model, decoder: keras.Model, metadata: dict, asset_path: str):
+        super().__init__(name="swapper")
+        self.encoder, self.decoder = encoder, decoder
+        self.framing = Framing(metadata["crop_size"], metadata["resolution"], metadata["coverage"])
+        self.metadata_asset = tf.saved_model.Asset(asset_path)
+        self._metadata_json = json.dumps(metadata, sort_keys=True)
+        size = metadata["crop_size"]
+        self.swap = tf.function(self._swap, input_signature=[
+            tf.TensorSpec([None, size, size, 3], tf.uint8, name="faces")])
+        self.swap_image_bytes = tf.function(self._swap_image_bytes, input_signature=[
+            tf.TensorSpec([None], tf.string, name="image_bytes")])
+        self.metadata = tf.function(self._metadata, input_signature=[
+            tf.TensorSpec([], tf.int32, name="request")])
+
+    def signatures(self) -> dict:
+        return {"serving_default": self.swap, "swap_image_bytes": self.swap_image_bytes,
+                "metadata": self.metadata}
+
+    def _swap(self, faces):
+        out = self.decoder(self.encoder(self.framing.to_view(faces), training=False), training=False)
+        return self.framing.blend(faces, out["rgb"], out["mask"])
+
+    def _swap_image_bytes(self, image_bytes):
+        size = self.framing.crop_size
+
+        def decode(encoded):
+            image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+            tf.debugging.assert_equal(
+                tf.shape(image)[:2], tf.constant([size, size]),
+                message=f"image_bytes: every image must be a {size}x{size} aligned face crop")
+            return tf.ensure_shape(image, [size, size, 3])
+
+        faces = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
+        out = self._swap(faces)
+        mask = _to_uint8(out["mask"] * 255.0)
+        return {
+            "swapped_bytes": tf.map_fn(tf.io.encode_png, out["swapped"], fn_output_signature=tf.string),
+            "mask_bytes": tf.map_fn(tf.io.encode_png, mask, fn_output_signature=tf.string),
+        }
+
+    def _metadata(self, request):
+        del request
+        return {"json": tf.constant(self._metadata_json)}
+
+
+def read_training_config(model_dir: str) -> dict:
+    path = os.path.join(model_dir, "config.json")
+    try:
+        with open(path) as handle:
+            document = json.load(handle)
+    except FileNotFoundError:
+        raise UserError(f"{model_dir}: no config.json; is it a faceswap_tf.train --model_dir?") from None
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path}: unreadable ({error})") from None
+    if "faces" not in document:
+        raise UserError(f"{path}: written by an older version without the faces' framing; run "
+                        "faceswap_tf.train once more with the same flags to refresh it")
+    return document
+
+
+def build_swapper(model_dir: str, direction: str, mixed_precision: str = "off",
+                  extra_metadata: dict | None = None, asset_path: str | None = None) -> tuple[Swapper, dict]:
+    """The Swapper of model_dir's newest checkpoint, and its metadata."""
+    training = read_training_config(model_dir)
+    checkpoint_path = tf.train.latest_checkpoint(model_dir)
+    if not checkpoint_path:
+        raise UserError(f"{model_dir}: no checkpoint to export; train first")
+    source, target = DIRECTIONS[direction]
+    cfg = models.ModelConfig(**training["model"])
+    keras.mixed_precision.set_global_policy(PRECISIONS[mixed_precision])
+    try:
+        encoder = models.build_encoder(cfg)
+        decoder = models.build_decoder(cfg, target)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    step = tf.Variable(0, dtype=tf.int64)
+    checkpoint = tf.train.Checkpoint(encoder=encoder, step=step, **{f"decoder_{target}": decoder})
+    try:
+        checkpoint.restore(checkpoint_path).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        raise UserError(f"{checkpoint_path}: does not hold this model's networks ({error})") from None
+    faces = training["faces"]
+    metadata = {
+        "format": METADATA_FORMAT, "format_version": METADATA_VERSION,
+        "direction": direction, "source": faces[source]["name"], "target": faces[target]["name"],
+        "names": {"a": faces["a"]["name"], "b": faces["b"]["name"]},
+        "step": int(step.numpy()),
+        "crop_size": faces[source]["crop_size"], "padding": faces[source]["padding"],
+        "coverage": training["coverage"], "resolution": cfg.resolution,
+        "template": faces[source]["template"],
+        "template_points": align.TEMPLATE_68.round(6).tolist(),
+        "fit_weights": align.FIT_WEIGHTS.tolist(),
+        "compute_dtype": PRECISIONS[mixed_precision],
+        "synthetic_media": "Outputs of this model are synthetic media and must be labelled as such.",
+        **(extra_metadata or {}),
+    }
+    if asset_path is None:
+        asset_path = os.path.join(tempfile.mkdtemp(prefix="faceswap_tf-"), ASSET_NAME)
+    with open(asset_path, "w") as out:
+        json.dump(metadata, out, indent=1, sort_keys=True)
+    return Swapper(encoder, decoder, metadata, asset_path), metadata
+
+
+def versions(base: str) -> list[int]:
+    """The numbered versions in export_dir/NAME, oldest first."""
+    if not os.path.isdir(base):
+        return []
+    return sorted(int(entry) for entry in os.listdir(base) if entry.isdigit())
+
+
+def export(config: ExportConfig, log=None) -> str:
+    """Writes a new version; returns its path. Never overwrites an existing version."""
+    base = os.path.join(config.export_dir, config.name)
+    if config.version is not None:
+        _check_free(base, config.version)
+    read_training_config(config.model_dir)  # fail before anything is written
+    if not tf.train.latest_checkpoint(config.model_dir):
+        raise UserError(f"{config.model_dir}: no checkpoint to export; train first")
+    os.makedirs(base, exist_ok=True)
+    partial = tempfile.mkdtemp(prefix=".partial-", dir=base)  # not a number: TF Serving skips it
+    try:
+        model_dir = os.path.abspath(config.model_dir)
+        swapper, metadata = build_swapper(
+            config.model_dir, config.direction, config.mixed_precision,
+            extra_metadata={"model_name": config.name, "model_dir": model_dir,
+                            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+            asset_path=os.path.join(partial, ASSET_NAME),
+        )
+        saved = os.path.join(partial, "saved_model")
+        tf.saved_model.save(swapper, saved, signatures=swapper.signatures())
+        version = _place(saved, base, config.version, metadata["step"])
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    write_models_config(config.export_dir)
+    path = os.path.join(base, str(version))
+    if log is not None:
+        log.write(f"exported {config.direction} of {config.model_dir} (step {metadata['step']}) "
+                  f"to {path}\n")
+    return path
+
+
+def _place(saved: str, base: str, wanted: int | None, step: int) -> int:
+    """Renames the finished SavedModel to base/VERSION; returns VERSION."""
+    if wanted is not None:
+        _check_free(base, wanted)
+        candidates = [wanted]
+    else:
+        taken = versions(base)
+        first = step if step >= 1 and step not in taken else max(taken + [0]) + 1
+        candidates = range(first, first + 100)
+    for version in candidates:
+        try:
+            os.rename(saved, os.path.join(base, str(version)))  # fails if another export took it
+            return version
+        except OSError:
+            continue
+    raise UserError(f"{base}: could not claim a free version number")
+
+
+def _check_free(base: str, version: int) -> None:
+    if os.path.exists(os.path.join(base, str(version))):
+        raise UserError(f"{os.path.join(base, str(version))}: exists; versions are never overwritten")
+
+
+def write_models_config(export_dir: str, base_path=os.path.abspath) -> str:
+    """TF Serving's model config listing every exported model under export_dir."""
+    names = sorted(
+        entry for entry in os.listdir(export_dir)
+        if _NAME.match(entry) and versions(os.path.join(export_dir, entry))
+    )
+    lines = ["# Written by faceswap_tf.export: every model under this folder, newest version served.",
+             "model_config_list {"]
+    for name in names:
+        lines += ["  config {", f'    name: "{name}"',
+                  f'    base_path: "{base_path(os.path.join(export_dir, name))}"',
+                  '    model_platform: "tensorflow"', "  }"]
+    lines.append("}")
+    path = os.path.join(export_dir, MODELS_CONFIG)
+    with open(path + ".tmp", "w") as out:
+        out.write("\n".join(lines) + "\n")
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def load_metadata(saved_model) -> dict:
+    """The metadata of a loaded Swapper SavedModel (tf.saved_model.load result)."""
+    out = saved_model.signatures["metadata"](request=tf.constant(0, tf.int32))
+    return json.loads(out["json"].numpy().decode())
+
