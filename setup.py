@@ -25,7 +25,8 @@ setup(
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.16"],
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6"],
+        "serving": ["tensorflow-serving-api>=2.16"],  # the gRPC client of tools/convert
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "tensorflow-serving-api>=2.16"],
     },
     entry_points={
         "console_scripts": [

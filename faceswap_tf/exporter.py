@@ -130,12 +130,15 @@ class Swapper(tf.Module):
 
         def decode(encoded):
             image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-            tf.debugging.assert_equal(
+            check = tf.debugging.assert_equal(
                 tf.shape(image)[:2], tf.constant([size, size]),
                 message=f"image_bytes: every image must be a {size}x{size} aligned face crop")
-            return tf.ensure_shape(image, [size, size, 3])
+            with tf.control_dependencies([check]):
+                return tf.identity(image)
 
-        faces = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
+        # Spatial size left open here, so that the check above is what reports a wrong size.
+        faces = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+        faces = tf.ensure_shape(faces, [None, size, size, 3])
         out = self._swap(faces)
         mask = _to_uint8(out["mask"] * 255.0)
         return {
@@ -267,8 +270,9 @@ def _check_free(base: str, version: int) -> None:
         raise UserError(f"{os.path.join(base, str(version))}: exists; versions are never overwritten")
 
 
-def write_models_config(export_dir: str, base_path=os.path.abspath) -> str:
-    """TF Serving's model config listing every exported model under export_dir."""
+def write_models_config(export_dir: str, file_name: str = MODELS_CONFIG, base_path=os.path.abspath) -> str:
+    """TF Serving's model config listing every exported model under export_dir; base_path
+    maps a model's folder to the path the server sees (another one inside a container)."""
     names = sorted(
         entry for entry in os.listdir(export_dir)
         if _NAME.match(entry) and versions(os.path.join(export_dir, entry))
@@ -280,7 +284,7 @@ def write_models_config(export_dir: str, base_path=os.path.abspath) -> str:
                   f'    base_path: "{base_path(os.path.join(export_dir, name))}"',
                   '    model_platform: "tensorflow"', "  }"]
     lines.append("}")
-    path = os.path.join(export_dir, MODELS_CONFIG)
+    path = os.path.join(export_dir, file_name)
     with open(path + ".tmp", "w") as out:
         out.write("\n".join(lines) + "\n")
     os.replace(path + ".tmp", path)
