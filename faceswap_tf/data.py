@@ -194,17 +194,18 @@ def random_warp(images, strength: float, seed):
 def bilinear_sample(images, x, y):
     """images [B, H, W, C] sampled at float pixel coordinates x, y [B, H, W]."""
     shape = tf.shape(images)
+    height, width = shape[1], shape[2]
     x0, y0 = tf.floor(x), tf.floor(y)
     fx, fy = (x - x0)[..., None], (y - y0)[..., None]
     x0 = tf.cast(x0, tf.int32)
     y0 = tf.cast(y0, tf.int32)
-    x1 = tf.minimum(x0 + 1, shape[2] - 1)
-    y1 = tf.minimum(y0 + 1, shape[1] - 1)
-    b = tf.broadcast_to(tf.range(shape[0])[:, None, None], tf.shape(x0))
-
-    def at(yy, xx):
-        return tf.gather_nd(images, tf.stack([b, yy, xx], axis=-1))
-
-    top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx
-    bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx
+    x1 = tf.minimum(x0 + 1, width - 1)
+    y1 = tf.minimum(y0 + 1, height - 1)
+    # One gather of the four corners from the images as rows [B * H * W, C].
+    base = (tf.range(shape[0]) * height * width)[:, None, None]
+    row0, row1 = base + y0 * width, base + y1 * width
+    corners = tf.gather(tf.reshape(images, [-1, shape[3]]),
+                        tf.stack([row0 + x0, row0 + x1, row1 + x0, row1 + x1], axis=-1))
+    top = corners[..., 0, :] * (1 - fx) + corners[..., 1, :] * fx
+    bottom = corners[..., 2, :] * (1 - fx) + corners[..., 3, :] * fx
     return top * (1 - fy) + bottom * fy

@@ -203,7 +203,10 @@ class GanTrainer:
     # --- the step ---------------------------------------------------------------------
 
     def reconstruct(self, side, warped, training=False):
-        out = self.decoders[side](self.encoder(warped, training=training), training=training)
+        return self._decode(side, self.encoder(warped, training=training), warped, training)
+
+    def _decode(self, side, code, warped, training):
+        out = self.decoders[side](code, training=training)
         rgb = tf.cast(out["rgb"], tf.float32)
         mask = tf.cast(out["mask"], tf.float32)
         return rgb, mask, losses.composite(rgb, mask, warped)
@@ -212,9 +215,10 @@ class GanTrainer:
         with tf.GradientTape() as tape:
             d_losses = {}
             for side in SIDES:
-                discriminator = self.discriminators[side]
-                real_logits = tf.cast(discriminator(batches[side]["target"], training=True), tf.float32)
-                fake_logits = tf.cast(discriminator(fakes[side], training=True), tf.float32)
+                # Real and fake in one call: one spectral-norm power iteration, bigger convs.
+                real = batches[side]["target"]
+                logits = self.discriminators[side](tf.concat([real, fakes[side]], 0), training=True)
+                real_logits, fake_logits = tf.split(tf.cast(logits, tf.float32), 2, axis=0)
                 d_losses[side] = self.d_loss_fn(real_logits, fake_logits)
             total = tf.add_n(list(d_losses.values()))
             scaled = self._scale(self.d_optimizer, total / self.strategy.num_replicas_in_sync)
@@ -227,10 +231,13 @@ class GanTrainer:
         adversarial = tf.where(self.step >= cfg.adversarial_warmup, cfg.adversarial_weight, 0.0)
         with tf.GradientTape() as tape:
             g_losses, mask_means, fakes = {}, {}, {}
-            for side in SIDES:
+            # The encoder (no batch-dependent layers) runs once on both people's batches.
+            codes = tf.split(self.encoder(tf.concat([batches[s]["warped"] for s in SIDES], 0),
+                                          training=True), len(SIDES), axis=0)
+            for side, code in zip(SIDES, codes, strict=True):
                 batch = batches[side]
                 target = batch["target"]
-                rgb, mask, composite = self.reconstruct(side, batch["warped"], training=True)
+                rgb, mask, composite = self._decode(side, code, batch["warped"], training=True)
                 weight = 1.0 + (cfg.eyes_mouth_weight - 1.0) * batch["eyes_mouth"]
                 loss = losses.weighted_l1(target, composite, weight)
                 loss += cfg.raw_rgb_weight * losses.weighted_l1(target, rgb, weight)

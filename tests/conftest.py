@@ -71,3 +71,13 @@ def smoke_model(face_dirs, tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("smoke_model")
     trainer.run(tiny_config(face_dirs, model_dir, steps=6), log=io.StringIO())
     return str(model_dir)
+
+
+@pytest.fixture(scope="session")
+def smoke_export(smoke_model, tmp_path_factory):
+    """An export folder holding the smoke model as export/smoke/6."""
+    from faceswap_tf import exporter
+
+    export_dir = tmp_path_factory.mktemp("export")
+    exporter.export(exporter.ExportConfig(smoke_model, "smoke", export_dir=str(export_dir)))
+    return str(export_dir)

@@ -30,10 +30,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def export_dir(smoke_model, tmp_path_factory):
-    out = tmp_path_factory.mktemp("export")
-    exporter.export(exporter.ExportConfig(smoke_model, "smoke", export_dir=str(out)))
-    return str(out)
+def export_dir(smoke_export):
+    return smoke_export
 
 
 @pytest.fixture(scope="module")

@@ -59,14 +59,21 @@ def umeyama(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None)
     return np.hstack([scale * rotation, translation[:, None]])
 
 
-def template_points(size: int, padding: float) -> np.ndarray:
-    """TEMPLATE_68 in crop pixels: the inner face fills `1 - 2 * padding` of the crop."""
-    return (padding + TEMPLATE_68 * (1.0 - 2.0 * padding)) * size
+def template_points(size: int, padding: float, template: np.ndarray | None = None) -> np.ndarray:
+    """The template (TEMPLATE_68 by default) in crop pixels: the inner face fills
+    `1 - 2 * padding` of the crop."""
+    template = TEMPLATE_68 if template is None else np.asarray(template)
+    return (padding + template * (1.0 - 2.0 * padding)) * size
 
 
-def alignment_matrix(landmarks: np.ndarray, size: int, padding: float) -> np.ndarray:
-    """The 2x3 frame-to-crop matrix for a face with these 68 frame-pixel landmarks."""
-    return umeyama(landmarks[INNER], template_points(size, padding)[INNER], FIT_WEIGHTS[INNER])
+def alignment_matrix(landmarks: np.ndarray, size: int, padding: float, template: np.ndarray | None = None,
+                     weights: np.ndarray | None = None) -> np.ndarray:
+    """The 2x3 frame-to-crop matrix for a face with these 68 frame-pixel landmarks (template
+    and weights: TEMPLATE_68 and FIT_WEIGHTS, unless given, as an exported model carries them)."""
+    weights = FIT_WEIGHTS if weights is None else np.asarray(weights)
+    used = weights > 0
+    return umeyama(np.asarray(landmarks)[used], template_points(size, padding, template)[used],
+                   np.asarray(weights)[used])
 
 
 def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

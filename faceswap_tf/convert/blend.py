@@ -1,0 +1,123 @@
+"""Putting a swapped face back into its frame: colour, mask, blending, the visible label.
+
+Everything before the paste works in the aligned crop (S x S), so its cost does not grow with
+the frame; `paste` maps the result back through the inverse alignment onto the face's
+bounding region of the frame only.
+"""
+
+import cv2
+import numpy as np
+
+from faceswap_tf.faces import align
+
+COLOUR_MODES = ("none", "lab", "hist")
+BLEND_MODES = ("alpha", "seamless")
+
+
+def colour_transfer(face: np.ndarray, reference: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    """`face` (uint8 RGB crop) with its colours matched to `reference` inside `mask` > 0.5:
+    `lab` moves each L*a*b* channel's mean and standard deviation onto the reference's
+    (Reinhard et al., 2001), the spread only ever narrowed (by at most half): widening it to a
+    sharp original's would amplify the blotches of a blurry swap, which looked worse on the
+    sample pair; `hist` maps each RGB channel's histogram onto the reference's."""
+    if mode == "none":
+        return face
+    inside = mask > 0.5
+    if inside.sum() < 16:
+        return face
+    if mode == "lab":
+        # The statistics from a quarter-size copy (the conversion to L*a*b* is the cost here).
+        small = (face.shape[1] // 4, face.shape[0] // 4)
+        region = cv2.resize(inside.astype(np.uint8), small, interpolation=cv2.INTER_NEAREST)
+        face_mean, face_std, ref_mean, ref_std = (
+            v.ravel() for image in (face, reference)
+            for v in cv2.meanStdDev(cv2.cvtColor(cv2.resize(image, small, interpolation=cv2.INTER_AREA),
+                                                 cv2.COLOR_RGB2LAB), mask=region))
+        lab_face = cv2.cvtColor(face, cv2.COLOR_RGB2LAB)
+        scale = np.clip(ref_std / np.maximum(face_std, 1e-3), 0.5, 1.0)
+        # Per channel: lab * scale + (ref_mean - face_mean * scale), saturated to uint8.
+        affine = np.concatenate([np.diag(scale), (ref_mean - face_mean * scale)[:, None]], axis=1)
+        return cv2.cvtColor(cv2.transform(lab_face, affine), cv2.COLOR_LAB2RGB)
+    if mode == "hist":
+        out = np.empty_like(face)
+        for channel in range(3):
+            source_cdf = _cdf(face[..., channel][inside])
+            target_cdf = _cdf(reference[..., channel][inside])
+            lookup = np.interp(source_cdf, target_cdf, np.arange(256)).round().astype(np.uint8)
+            out[..., channel] = lookup[face[..., channel]]
+        return out
+    raise ValueError(f"colour mode {mode!r}: choose one of {COLOUR_MODES}")
+
+
+def _cdf(values: np.ndarray) -> np.ndarray:
+    counts = np.bincount(values.ravel(), minlength=256).astype(np.float64)
+    return np.cumsum(counts) / max(counts.sum(), 1.0)
+
+
+def shape_mask(mask: np.ndarray, erode: float, feather: float) -> np.ndarray:
+    """The model's mask [S, S] in [0, 1], shrunk by `erode` and softened by a Gaussian of
+    `feather` (both as fractions of the crop size), so no seam shows at its edge."""
+    size = mask.shape[0]
+    mask = mask.astype(np.float32)
+    radius = int(round(erode * size))
+    if radius > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        mask = cv2.erode(mask, kernel)
+    if feather > 0:
+        mask = cv2.GaussianBlur(mask, (0, 0), feather * size)
+    return mask
+
+
+def paste(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray,
+          mode: str = "alpha") -> None:
+    """Blends the aligned `face` (uint8 [S, S, 3]) with weights `mask` ([S, S] in [0, 1]) into
+    `frame` in place, through the inverse of the frame-to-crop `matrix`."""
+    size = face.shape[0]
+    inverse = align.invert(matrix)
+    corners = align.transform_points(inverse, np.array([[0, 0], [size, 0], [0, size], [size, size]]))
+    height, width = frame.shape[:2]
+    x0, y0 = np.floor(corners.min(axis=0)).astype(int).clip(0, [width, height])
+    x1, y1 = np.ceil(corners.max(axis=0)).astype(int).clip(0, [width, height])
+    if x1 <= x0 or y1 <= y0:
+        return
+    shifted = inverse.copy()
+    shifted[:, 2] -= (x0, y0)
+    region = (int(x1 - x0), int(y1 - y0))
+    placed = cv2.warpAffine(face, shifted, region, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    weight = cv2.warpAffine(mask, shifted, region, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    roi = frame[y0:y1, x0:x1]
+    if mode == "seamless" and _seamless(frame, placed, weight, x0, y0):
+        return
+    roi[:] = cv2.blendLinear(placed, roi, weight, 1.0 - weight)
+
+
+def _seamless(frame, placed, weight, x0, y0) -> bool:
+    """Poisson blending (cv2.seamlessClone) of the mask's inside; False where OpenCV cannot
+    (a face cut by the frame's edge), so the caller falls back to alpha blending."""
+    binary = (weight > 0.5).astype(np.uint8) * 255
+    points = cv2.findNonZero(binary)
+    if points is None:
+        return True
+    bx, by, bw, bh = cv2.boundingRect(points)
+    height, width = frame.shape[:2]
+    if x0 + bx < 1 or y0 + by < 1 or x0 + bx + bw >= width - 1 or y0 + by + bh >= height - 1:
+        return False
+    centre = (int(x0 + bx + bw // 2), int(y0 + by + bh // 2))
+    try:
+        frame[:] = cv2.seamlessClone(placed, frame, binary, centre, cv2.NORMAL_CLONE)
+    except cv2.error:
+        return False
+    return True
+
+
+def watermark(frame: np.ndarray, text: str) -> None:
+    """A visible label in the frame's bottom-left corner, white on a dark box, in place."""
+    height = frame.shape[0]
+    scale = max(0.35, height / 900)
+    thickness = max(1, int(round(scale * 2)))
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    margin = int(6 * scale) + 2
+    top = height - h - base - 2 * margin
+    cv2.rectangle(frame, (0, max(0, top)), (w + 2 * margin, height), (0, 0, 0), -1)
+    cv2.putText(frame, text, (margin, height - base - margin), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (255, 255, 255), thickness, cv2.LINE_AA)
