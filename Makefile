@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The real sample clips, read by path (see ../shared/data/README.md).
 FACESWAP_DATA ?= ../shared/data
+VIDEO_A ?= $(FACESWAP_DATA)/clips/identity_a.mp4
+VIDEO_B ?= $(FACESWAP_DATA)/clips/identity_b.mp4
 RUNS ?= runs
 export FACESWAP_DATA
 
@@ -17,15 +19,20 @@ $(BIN)/.installed: setup.py pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
-# The main job, for now: aligned faces of the sample pair A and B, then the GAN trained on
-# them (resuming if runs/demo/model already holds a checkpoint).
+# The main job: aligned faces of A and B, the GAN trained on them (resuming if
+# runs/demo/model already holds a checkpoint), exported as export/demo (a new version only
+# for a new step), and the held-out last 20% of A's video converted to B's face.
 demo: $(BIN)/.installed
 	$(BIN)/python -m faceswap_tf.extract --flagfile=flags/extract_pair.flags \
-		--input=$(FACESWAP_DATA)/clips/identity_a.mp4 --output_dir=$(RUNS)/demo/faces_a
+		--input=$(VIDEO_A) --output_dir=$(RUNS)/demo/faces_a
 	$(BIN)/python -m faceswap_tf.extract --flagfile=flags/extract_pair.flags \
-		--input=$(FACESWAP_DATA)/clips/identity_b.mp4 --output_dir=$(RUNS)/demo/faces_b
+		--input=$(VIDEO_B) --output_dir=$(RUNS)/demo/faces_b
 	$(BIN)/python -m faceswap_tf.train --flagfile=flags/demo.flags \
 		--faces_a=$(RUNS)/demo/faces_a --faces_b=$(RUNS)/demo/faces_b --model_dir=$(RUNS)/demo/model
+	$(BIN)/python -m faceswap_tf.export --model_dir=$(RUNS)/demo/model --name=demo --direction=a_to_b --reuse
+	$(BIN)/python tools/convert --model=export/demo --input=$(VIDEO_A) --output=$(RUNS)/demo/swapped_a.mp4 \
+		--min_face_size=160 --start=$$($(BIN)/python -c "from faceswap_tf import media; \
+		info = media.probe_video('$(VIDEO_A)'); print(0.8 * info.frames / info.fps)")
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check faceswap_tf tests tools

@@ -18,6 +18,8 @@ _DIRECTION = flags.DEFINE_enum("direction", "a_to_b", list(exporter.DIRECTIONS),
                                "a_to_b: faces of A in, B's face out; b_to_a the reverse.")
 _EXPORT_DIR = flags.DEFINE_string("export_dir", "export", "TF Serving's model base folder.")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: the step, or the next free one).")
+_REUSE = flags.DEFINE_boolean(
+    "reuse", False, "If a version of the same training step and direction exists, keep it instead.")
 _MIXED_PRECISION = flags.DEFINE_enum(
     "mixed_precision", "off", list(exporter.PRECISIONS),
     "Compute dtype of the exported graph; off (float32) runs on any server.",
@@ -29,6 +31,7 @@ def main(argv):
     config = exporter.ExportConfig(
         model_dir=_MODEL_DIR.value, name=_NAME.value, direction=_DIRECTION.value,
         export_dir=_EXPORT_DIR.value, version=_VERSION.value, mixed_precision=_MIXED_PRECISION.value,
+        reuse=_REUSE.value,
     )
     exporter.export(config, log=sys.stderr)
 

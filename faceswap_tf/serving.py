@@ -112,7 +112,8 @@ class RestServing:
     def swap(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         instances = []
         for face in faces:
-            ok, png = cv2.imencode(".png", cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+            bgr = cv2.cvtColor(face, cv2.COLOR_RGB2BGR)
+            ok, png = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
             instances.append({"b64": base64.b64encode(png.tobytes()).decode()})
         answer = self._request("POST", self.base + ":predict",
                                {"signature_name": "swap_image_bytes", "instances": instances})

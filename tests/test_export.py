@@ -1,5 +1,6 @@
 """The export stage: SavedModel versions, their signatures, fidelity to the Keras networks."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -121,6 +122,7 @@ def test_exporting_twice_gives_two_versions_and_an_interrupted_export_leaves_non
     config = exporter.ExportConfig(smoke_model, "twice", export_dir=str(tmp_path))
     first, second = exporter.export(config), exporter.export(config)
     assert (os.path.basename(first), os.path.basename(second)) == ("6", "7")
+    assert exporter.export(dataclasses.replace(config, reuse=True)) == second  # nothing new
 
     real_save = tf.saved_model.save
 
