@@ -1,4 +1,4 @@
-"""The training data: aligned faces from the extract stage, augmented on the fly by tf.data.
+"""The training data: aligned faces from the extract stage, drawn and augmented on the fly.
 
 Each person's faces are decoded once, cropped to the model's coverage, resized to its
 resolution and held in memory with their masks, as uint8 [N, R, R, 5]: RGB, the face mask,
@@ -124,15 +124,21 @@ def _model_view(crop, record, resolution, coverage):
 
 
 def dataset(faces: np.ndarray, config: DataConfig, start_step: int = 0, side: int = 0):
-    """Batches for steps start_step, start_step + 1, ...: dicts of float32 tensors
-    warped (input) and target in [-1, 1], mask and eyes_mouth in [0, 1]."""
+    """Batches for steps start_step, start_step + 1, ...: dicts of the drawn faces, uint8
+    `faces` [B, R, R, 5], and their augmentation parameters (`draw_augmentation`), one row
+    per face. The training step applies them (`augmented`): in the step's graph the image
+    work runs where the step does (a GPU), and on a CPU it does not compete with the step
+    for the cores from tf.data's threads; and a batch split across replicas splits its
+    parameters with it, so the replicas augment exactly as one device would."""
     table = tf.constant(faces)
-    count = len(faces)
+    count, size = len(faces), faces.shape[1]
 
     def batch(step):
         seed = tf.stack([tf.cast(config.seed * 2 + side, tf.int64), step])
-        indices = tf.random.stateless_uniform([config.batch_size], seed, 0, count, dtype=tf.int32)
-        return augment(tf.gather(table, indices), config, seed)
+        draw, params = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        indices = tf.random.stateless_uniform([config.batch_size], draw, 0, count, dtype=tf.int32)
+        drawn = draw_augmentation(config.batch_size, size, config, params)
+        return {"faces": tf.gather(table, indices), **drawn}
 
     return (
         tf.data.Dataset.range(start_step, 2**62)
@@ -141,50 +147,87 @@ def dataset(faces: np.ndarray, config: DataConfig, start_step: int = 0, side: in
     )
 
 
+def augmented(batch: dict, config: DataConfig) -> dict:
+    """A batch from `dataset`, augmented: float32 `warped` (the input) and `target` in
+    [-1, 1], `mask` and `eyes_mouth` in [0, 1]."""
+    return apply_augmentation(batch["faces"], batch, config)
+
+
 def augment(stack, config: DataConfig, seed):
     """Augments a uint8 [B, R, R, 5] batch; every random draw derives from `seed`."""
-    seeds = tf.random.experimental.stateless_split(seed, 6)
-    stack = tf.cast(stack, tf.float32) / 255.0
     shape = tf.shape(stack)
-    batch, size = shape[0], tf.cast(shape[1], tf.float32)
-    stack = _random_affine(stack, batch, size, config, seeds[:4])
-    rgb, mask, eyes_mouth = stack[..., :3], stack[..., 3:4], stack[..., 4:5]
-    gain = 1.0 + tf.random.stateless_uniform([batch, 1, 1, 3], seeds[4], -1, 1) * config.colour
-    rgb = tf.clip_by_value(rgb * gain, 0.0, 1.0) * 2.0 - 1.0
-    warped = random_warp(rgb, config.warp, seeds[5])
-    return {"warped": warped, "target": rgb, "mask": mask, "eyes_mouth": eyes_mouth}
+    return apply_augmentation(stack, draw_augmentation(shape[0], shape[1], config, seed), config)
 
 
-def _random_affine(stack, batch, size, config, seeds):
+def draw_augmentation(batch, size, config: DataConfig, seed) -> dict:
+    """The random part of augmenting `batch` faces of `size` pixels, one row per face:
+    `affine` [B, 6], the output-to-input map (a0 x + a1 y + a2, b0 x + b1 y + b2) that
+    rotates and scales about the centre, mirrors when flipping, then shifts; `gain` [B, 1, 1,
+    3], the colour change; `warp` [B, 5, 5, 2], the coarse grid of the random warp, pixels."""
+    seeds = tf.random.experimental.stateless_split(seed, 6)
+    sizef = tf.cast(size, tf.float32)
     angle = tf.random.stateless_uniform([batch], seeds[0], -1, 1) * math.radians(config.rotation)
     zoom = 1.0 + tf.random.stateless_uniform([batch], seeds[1], -1, 1) * config.zoom
-    shift = tf.random.stateless_uniform([batch, 2], seeds[2], -1, 1) * config.shift * size
+    shift = tf.random.stateless_uniform([batch, 2], seeds[2], -1, 1) * config.shift * sizef
     flip = tf.random.stateless_uniform([batch], seeds[3]) < (0.5 if config.flip else 0.0)
     sign = tf.where(flip, -1.0, 1.0)
-    # The transform maps output pixel (x, y) to input (a0 x + a1 y + a2, b0 x + b1 y + b2):
-    # about the centre, rotate and scale, mirror x when flipping, then shift.
     cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
-    centre = (size - 1.0) / 2.0
+    centre = (sizef - 1.0) / 2.0
     a0, a1 = cos * sign, -sin
     b0, b1 = sin * sign, cos
     a2 = centre - a0 * centre - a1 * centre + shift[:, 0]
     b2 = centre - b0 * centre - b1 * centre + shift[:, 1]
-    zeros = tf.zeros_like(a0)
-    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=stack, transforms=transforms, output_shape=tf.shape(stack)[1:3],
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT",
-    )
+    return {
+        "affine": tf.stack([a0, a1, a2, b0, b1, b2], axis=1),
+        "gain": 1.0 + tf.random.stateless_uniform([batch, 1, 1, 3], seeds[4], -1, 1) * config.colour,
+        "warp": tf.random.stateless_normal([batch, 5, 5, 2], seeds[5]) * config.warp * sizef,
+    }
+
+
+def apply_augmentation(stack, params: dict, config: DataConfig) -> dict:
+    """The image work of augmenting a uint8 [B, R, R, 5] batch with drawn `params`: the
+    affine map applied to image and masks together (bilinear, reflecting at the borders),
+    the colour gain, and the random warp of the input. Gathers and arithmetic only, so XLA
+    compiles it."""
+    del config  # the parameters hold all of it
+    stack = tf.cast(stack, tf.float32) / 255.0
+    size = tf.shape(stack)[1]
+    sizef = tf.cast(size, tf.float32)
+    ys, xs = tf.meshgrid(tf.range(sizef), tf.range(sizef), indexing="ij")
+    affine = params["affine"][:, :, None, None]
+    x = affine[:, 0] * xs + affine[:, 1] * ys + affine[:, 2]
+    y = affine[:, 3] * xs + affine[:, 4] * ys + affine[:, 5]
+    stack = bilinear_sample(stack, _reflect(x, sizef), _reflect(y, sizef))
+    rgb, mask, eyes_mouth = stack[..., :3], stack[..., 3:4], stack[..., 4:5]
+    rgb = tf.clip_by_value(rgb * params["gain"], 0.0, 1.0) * 2.0 - 1.0
+    warped = _warp(rgb, params["warp"])
+    return {"warped": warped, "target": rgb, "mask": mask, "eyes_mouth": eyes_mouth}
+
+
+def _reflect(coordinate, size):
+    """Coordinates folded back into [0, size - 1] by mirroring at the edges (d c b | a b c d | c b a)."""
+    period = 2.0 * (size - 1.0)
+    folded = tf.math.floormod(coordinate, period)
+    return tf.where(folded > size - 1.0, period - folded, folded)
 
 
 def random_warp(images, strength: float, seed):
     """Distorts [B, R, R, C] images by a smooth random field: a 5x5 grid of offsets with
     standard deviation `strength` * R, upsampled bicubically, sampled bilinearly."""
     shape = tf.shape(images)
-    batch, size = shape[0], shape[1]
-    sizef = tf.cast(size, tf.float32)
-    coarse = tf.random.stateless_normal([batch, 5, 5, 2], seed) * strength * sizef
-    flow = tf.image.resize(coarse, [size, size], method="bicubic")
+    coarse = tf.random.stateless_normal([shape[0], 5, 5, 2], seed) * strength * tf.cast(shape[1], tf.float32)
+    return _warp(images, coarse)
+
+
+def _warp(images, coarse):
+    size = images.shape[1]
+    sizef = float(size)
+    # The bicubic upsampling of the coarse grid, as two matrix products (XLA has no bicubic
+    # resize): the weights are those of tf.image.resize, taken from it once, eagerly.
+    with tf.init_scope():
+        basis = tf.eye(coarse.shape[1])[:, :, None, None]  # one image per coarse row
+        weights = tf.transpose(tf.image.resize(basis, [size, 1], method="bicubic")[:, :, 0, 0])
+    flow = tf.einsum("yi,bijc,xj->byxc", weights, coarse, weights)
     ys, xs = tf.meshgrid(tf.range(sizef), tf.range(sizef), indexing="ij")
     x = tf.clip_by_value(xs[None] + flow[..., 0], 0.0, sizef - 1.0)
     y = tf.clip_by_value(ys[None] + flow[..., 1], 0.0, sizef - 1.0)

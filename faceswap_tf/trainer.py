@@ -267,7 +267,8 @@ class GanTrainer:
         return loss
 
     def _replica_step(self, batch_a, batch_b):
-        batches = {"a": batch_a, "b": batch_b}
+        batches = {side: data.augmented(batch, self.config.data)
+                   for side, batch in (("a", batch_a), ("b", batch_b))}
         # G first: its composites (from the weights before its update) are D's fakes, so
         # each step runs the generators forward once, not twice.
         g_losses, mask_means, fakes = self._g_step(batches)

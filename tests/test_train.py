@@ -60,7 +60,7 @@ def variables_changed(before, variables):
 def test_d_step_changes_only_d_and_g_step_only_g(face_dirs, tmp_path):
     gan = trainer.GanTrainer(tiny_config(face_dirs, tmp_path))
     faces = {s: data.load_faces(face_dirs[s], 64, 0.85, 0.2) for s in trainer.SIDES}
-    batches = {s: next(iter(data.dataset(faces[s], gan.config.data, side=i)))
+    batches = {s: data.augmented(next(iter(data.dataset(faces[s], gan.config.data, side=i))), gan.config.data)
                for i, s in enumerate(trainer.SIDES)}
     # Attention starts switched off (gamma 0), which zeroes its projections' gradients;
     # switch it on so that every variable has a gradient to show.
@@ -116,7 +116,7 @@ def distributed_matches_one_device(faces_a, faces_b, model_dir):
         metrics, split = [], []
         for batch_a, batch_b in batches:
             a, b = (next(iter(gan.distribute(tf.data.Dataset.from_tensors(x)))) for x in (batch_a, batch_b))
-            split = [int(t.shape[0]) for t in strategy.experimental_local_results(a["warped"])]
+            split = [int(t.shape[0]) for t in strategy.experimental_local_results(a["faces"])]
             values, _ = gan.train_step(a, b)
             metrics.append({k: float(v) for k, v in values.items()})
         runs[name] = {"metrics": metrics, "split": split, "step": int(gan.step.numpy()),
@@ -141,8 +141,12 @@ def test_the_step_on_two_logical_cpus_matches_one_device(face_dirs, tmp_path):
     for step_one, step_two in zip(one["metrics"], two["metrics"], strict=True):
         for name in step_one:
             assert step_two[name] == pytest.approx(step_one[name], rel=1e-5, abs=1e-6), name
+    # Summed across replicas, the gradients round differently; Adam divides by sqrt(v) + eps,
+    # which turns that rounding into up to ~2% of one step (lr) on weights whose gradient is
+    # near zero. A wrong split or wrong examples moves weights by whole steps.
+    step_size = tiny_config({"a": "a", "b": "b"}, "m").learning_rate
     for w_one, w_two in zip(one["weights"], two["weights"], strict=True):
-        np.testing.assert_allclose(np.array(w_two), np.array(w_one), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(np.array(w_two), np.array(w_one), rtol=1e-4, atol=0.05 * step_size)
     assert one["metrics"][0] != one["metrics"][2]  # the steps did train
 
 
