@@ -150,13 +150,14 @@ def dataset(faces: np.ndarray, config: DataConfig, start_step: int = 0, side: in
 def augmented(batch: dict, config: DataConfig) -> dict:
     """A batch from `dataset`, augmented: float32 `warped` (the input) and `target` in
     [-1, 1], `mask` and `eyes_mouth` in [0, 1]."""
-    return apply_augmentation(batch["faces"], batch, config)
+    del config  # the drawn parameters hold all of it
+    return apply_augmentation(batch["faces"], batch)
 
 
 def augment(stack, config: DataConfig, seed):
     """Augments a uint8 [B, R, R, 5] batch; every random draw derives from `seed`."""
     shape = tf.shape(stack)
-    return apply_augmentation(stack, draw_augmentation(shape[0], shape[1], config, seed), config)
+    return apply_augmentation(stack, draw_augmentation(shape[0], shape[1], config, seed))
 
 
 def draw_augmentation(batch, size, config: DataConfig, seed) -> dict:
@@ -184,12 +185,11 @@ def draw_augmentation(batch, size, config: DataConfig, seed) -> dict:
     }
 
 
-def apply_augmentation(stack, params: dict, config: DataConfig) -> dict:
+def apply_augmentation(stack, params: dict) -> dict:
     """The image work of augmenting a uint8 [B, R, R, 5] batch with drawn `params`: the
     affine map applied to image and masks together (bilinear, reflecting at the borders),
     the colour gain, and the random warp of the input. Gathers and arithmetic only, so XLA
     compiles it."""
-    del config  # the parameters hold all of it
     stack = tf.cast(stack, tf.float32) / 255.0
     size = tf.shape(stack)[1]
     sizef = tf.cast(size, tf.float32)

@@ -34,8 +34,8 @@ import tensorflow as tf
 from faceswap_tf import data, models
 from faceswap_tf.errors import UserError
 from faceswap_tf.faces import align
+from faceswap_tf.serving import METADATA_FORMAT
 
-METADATA_FORMAT = "faceswap_tf.swapper"
 METADATA_VERSION = 1
 ASSET_NAME = "faceswap_tf.json"
 MODELS_CONFIG = "models.config"
