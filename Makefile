@@ -21,7 +21,8 @@ $(BIN)/.installed: setup.py pyproject.toml
 
 # The main job: aligned faces of A and B, the GAN trained on them (resuming if
 # runs/demo/model already holds a checkpoint), exported as export/demo (a new version only
-# for a new step), and the held-out last 20% of A's video converted to B's face.
+# for a new step), the held-out last 20% of A's video converted to B's face, and that
+# swap evaluated: runs/demo/swapped_a_report.md, _report.json and _contact_sheet.png.
 demo: $(BIN)/.installed
 	$(BIN)/python -m faceswap_tf.extract --flagfile=flags/extract_pair.flags \
 		--input=$(VIDEO_A) --output_dir=$(RUNS)/demo/faces_a
@@ -33,6 +34,8 @@ demo: $(BIN)/.installed
 	$(BIN)/python tools/convert --model=export/demo --input=$(VIDEO_A) --output=$(RUNS)/demo/swapped_a.mp4 \
 		--min_face_size=160 --start=$$($(BIN)/python -c "from faceswap_tf import media; \
 		info = media.probe_video('$(VIDEO_A)'); print(0.8 * info.frames / info.fps)")
+	$(BIN)/python -m faceswap_tf.evaluate --original=$(VIDEO_A) --swapped=$(RUNS)/demo/swapped_a.mp4 \
+		--faces_a=$(RUNS)/demo/faces_a --faces_b=$(RUNS)/demo/faces_b --model_dir=$(RUNS)/demo/model
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check faceswap_tf tests tools

@@ -67,6 +67,13 @@ def split_holdout(records, holdout: float):
 def load_faces(folder: str, resolution: int, coverage: float, holdout: float = 0.0,
                which: str = "train") -> np.ndarray:
     """uint8 [N, R, R, 5]: RGB, face mask, eye+mouth mask of one person's aligned faces."""
+    records = face_records(folder, holdout, which)
+    return np.stack([_model_view(read_crop(folder, record), record, resolution, coverage)
+                     for record in records])
+
+
+def face_records(folder: str, holdout: float, which: str = "train") -> list:
+    """The alignments records of one person's training ("train") or held-out ("held") faces."""
     path = os.path.join(folder, alignments.FILE_NAME)
     if not os.path.exists(path):
         raise UserError(f"{folder}: no {alignments.FILE_NAME}; run faceswap_tf.extract first")
@@ -74,15 +81,17 @@ def load_faces(folder: str, resolution: int, coverage: float, holdout: float = 0
     records = train if which == "train" else held
     if not records:
         raise UserError(f"{path}: no {which} faces (holdout {holdout})")
-    stacks = []
-    for record in records:
-        image = cv2.imread(os.path.join(folder, record.file), cv2.IMREAD_COLOR)
-        if image is None or image.shape[:2] != (record.size, record.size):
-            raise UserError(f"{os.path.join(folder, record.file)}: missing, unreadable or not "
-                            f"{record.size}x{record.size} as {path} says")
-        stacks.append(_model_view(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), record,
-                                  resolution, coverage))
-    return np.stack(stacks)
+    return records
+
+
+def read_crop(folder: str, record) -> np.ndarray:
+    """The aligned RGB crop of an alignments record, checked against the record's size."""
+    path = os.path.join(folder, record.file)
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None or image.shape[:2] != (record.size, record.size):
+        raise UserError(f"{path}: missing, unreadable or not {record.size}x{record.size} as "
+                        f"{os.path.join(folder, alignments.FILE_NAME)} says")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def describe_faces(folder: str) -> dict:
@@ -110,6 +119,51 @@ def coverage_matrix(crop_size: int, resolution: int, coverage: float) -> np.ndar
     margin = crop_size * (1.0 - coverage) / 2.0
     scale = resolution / (crop_size * coverage)
     return np.array([[scale, 0.0, -margin * scale], [0.0, scale, -margin * scale]])
+
+
+def _affine(images, matrix, size, fill_mode):
+    """images [N, H, W, C] float32 resampled (bilinear) onto a size x size grid whose pixel
+    (x, y) comes from input pixel matrix @ (x, y, 1)."""
+    flat = tf.constant([[*matrix[0], *matrix[1], 0.0, 0.0]], tf.float32)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=flat, output_shape=tf.constant([size, size], tf.int32),
+        fill_value=0.0, interpolation="BILINEAR", fill_mode=fill_mode,
+    )
+
+
+def to_uint8(values):
+    return tf.cast(tf.clip_by_value(tf.round(values), 0.0, 255.0), tf.uint8)
+
+
+class Framing:
+    """The map between an aligned crop of S pixels and the network's view of its centre."""
+
+    def __init__(self, crop_size: int, resolution: int, coverage: float):
+        self.crop_size, self.resolution = crop_size, resolution
+        self.view_from_crop = coverage_matrix(crop_size, resolution, coverage)  # crop -> view
+        self.crop_from_view = align.invert(self.view_from_crop)
+
+    def to_view(self, crops):
+        """uint8 [N, S, S, 3] crops -> float32 [N, R, R, 3] in [-1, 1], the network's input."""
+        view = _affine(tf.cast(crops, tf.float32), self.crop_from_view, self.resolution, "REFLECT")
+        return view / 127.5 - 1.0
+
+    def blend(self, crops, rgb, mask):
+        """The network's rgb [-1, 1] and mask [0, 1] at R, mapped onto the crops and blended;
+        returns swapped uint8, mask float32 and rgb uint8, all at S (0 outside the view)."""
+        both = tf.concat([(tf.cast(rgb, tf.float32) + 1.0) * 127.5, tf.cast(mask, tf.float32)], axis=-1)
+        # crop_and_resize samples output pixel i at box_start * (R - 1) + i * step, the same
+        # bilinear map as the affine view -> crop, at a third of ImageProjectiveTransform's cost.
+        scale, shift = self.view_from_crop[0, 0], self.view_from_crop[0, 2]
+        start = shift / (self.resolution - 1)
+        end = (scale * (self.crop_size - 1) + shift) / (self.resolution - 1)
+        count = tf.shape(both)[0]
+        boxes = tf.tile(tf.constant([[start, start, end, end]], tf.float32), [count, 1])
+        both = tf.image.crop_and_resize(both, boxes, tf.range(count), [self.crop_size, self.crop_size],
+                                        extrapolation_value=0.0)
+        rgb, mask = both[..., :3], both[..., 3:]
+        crops = tf.cast(crops, tf.float32)
+        return {"swapped": to_uint8(crops + mask * (rgb - crops)), "mask": mask, "rgb": to_uint8(rgb)}
 
 
 def _model_view(crop, record, resolution, coverage):

@@ -65,58 +65,13 @@ class ExportConfig:
             raise UserError(f"--mixed_precision={self.mixed_precision}: choose {', '.join(PRECISIONS)}")
 
 
-def _affine(images, matrix, size, fill_mode):
-    """images [N, H, W, C] float32 resampled (bilinear) onto a size x size grid whose pixel
-    (x, y) comes from input pixel matrix @ (x, y, 1)."""
-    flat = tf.constant([[*matrix[0], *matrix[1], 0.0, 0.0]], tf.float32)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=flat, output_shape=tf.constant([size, size], tf.int32),
-        fill_value=0.0, interpolation="BILINEAR", fill_mode=fill_mode,
-    )
-
-
-def _to_uint8(values):
-    return tf.cast(tf.clip_by_value(tf.round(values), 0.0, 255.0), tf.uint8)
-
-
-class Framing:
-    """The map between an aligned crop of S pixels and the network's view of its centre."""
-
-    def __init__(self, crop_size: int, resolution: int, coverage: float):
-        self.crop_size, self.resolution = crop_size, resolution
-        self.view_from_crop = data.coverage_matrix(crop_size, resolution, coverage)  # crop -> view
-        self.crop_from_view = align.invert(self.view_from_crop)
-
-    def to_view(self, crops):
-        """uint8 [N, S, S, 3] crops -> float32 [N, R, R, 3] in [-1, 1], the network's input."""
-        view = _affine(tf.cast(crops, tf.float32), self.crop_from_view, self.resolution, "REFLECT")
-        return view / 127.5 - 1.0
-
-    def blend(self, crops, rgb, mask):
-        """The network's rgb [-1, 1] and mask [0, 1] at R, mapped onto the crops and blended;
-        returns swapped uint8, mask float32 and rgb uint8, all at S (0 outside the view)."""
-        both = tf.concat([(tf.cast(rgb, tf.float32) + 1.0) * 127.5, tf.cast(mask, tf.float32)], axis=-1)
-        # crop_and_resize samples output pixel i at box_start * (R - 1) + i * step, the same
-        # bilinear map as the affine view -> crop, at a third of ImageProjectiveTransform's cost.
-        scale, shift = self.view_from_crop[0, 0], self.view_from_crop[0, 2]
-        start = shift / (self.resolution - 1)
-        end = (scale * (self.crop_size - 1) + shift) / (self.resolution - 1)
-        count = tf.shape(both)[0]
-        boxes = tf.tile(tf.constant([[start, start, end, end]], tf.float32), [count, 1])
-        both = tf.image.crop_and_resize(both, boxes, tf.range(count), [self.crop_size, self.crop_size],
-                                        extrapolation_value=0.0)
-        rgb, mask = both[..., :3], both[..., 3:]
-        crops = tf.cast(crops, tf.float32)
-        return {"swapped": _to_uint8(crops + mask * (rgb - crops)), "mask": mask, "rgb": _to_uint8(rgb)}
-
-
 class Swapper(tf.Module):
     """The exported module: one direction of the trained pair (signatures: module docstring)."""
 
     def __init__(self, encoder: keras.Model, decoder: keras.Model, metadata: dict, asset_path: str):
         super().__init__(name="swapper")
         self.encoder, self.decoder = encoder, decoder
-        self.framing = Framing(metadata["crop_size"], metadata["resolution"], metadata["coverage"])
+        self.framing = data.Framing(metadata["crop_size"], metadata["resolution"], metadata["coverage"])
         self.metadata_asset = tf.saved_model.Asset(asset_path)
         self._metadata_json = json.dumps(metadata, sort_keys=True)
         size = metadata["crop_size"]
@@ -150,7 +105,7 @@ class Swapper(tf.Module):
         faces = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
         faces = tf.ensure_shape(faces, [None, size, size, 3])
         out = self._swap(faces)
-        mask = _to_uint8(out["mask"] * 255.0)
+        mask = data.to_uint8(out["mask"] * 255.0)
 
         def png(image):  # zlib level 1: lossless still, and several times faster than the default
             return tf.io.encode_png(image, compression=1)
@@ -185,31 +140,15 @@ def build_swapper(model_dir: str | None, direction: str, mixed_precision: str = 
                   training: dict | None = None) -> tuple[Swapper, dict]:
     """The Swapper of model_dir's newest checkpoint, and its metadata. Without a model_dir,
     `training` (what config.json holds) gives freshly initialised networks, for benchmarks."""
-    training = training if model_dir is None else read_training_config(model_dir)
-    checkpoint_path = tf.train.latest_checkpoint(model_dir) if model_dir is not None else None
-    if model_dir is not None and not checkpoint_path:
-        raise UserError(f"{model_dir}: no checkpoint to export; train first")
     source, target = DIRECTIONS[direction]
+    encoder, decoders, step, training = restore_generator(model_dir, (target,), mixed_precision, training)
     cfg = models.ModelConfig(**training["model"])
-    keras.mixed_precision.set_global_policy(PRECISIONS[mixed_precision])
-    try:
-        encoder = models.build_encoder(cfg)
-        decoder = models.build_decoder(cfg, target)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    step = tf.Variable(0, dtype=tf.int64)
-    checkpoint = tf.train.Checkpoint(encoder=encoder, step=step, **{f"decoder_{target}": decoder})
-    try:
-        if checkpoint_path:
-            checkpoint.restore(checkpoint_path).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as error:
-        raise UserError(f"{checkpoint_path}: does not hold this model's networks ({error})") from None
     faces = training["faces"]
     metadata = {
         "format": METADATA_FORMAT, "format_version": METADATA_VERSION,
         "direction": direction, "source": faces[source]["name"], "target": faces[target]["name"],
         "names": {"a": faces["a"]["name"], "b": faces["b"]["name"]},
-        "step": int(step.numpy()),
+        "step": step,
         "crop_size": faces[source]["crop_size"], "padding": faces[source]["padding"],
         "coverage": training["coverage"], "resolution": cfg.resolution,
         "template": faces[source]["template"],
@@ -223,7 +162,34 @@ def build_swapper(model_dir: str | None, direction: str, mixed_precision: str = 
         asset_path = os.path.join(tempfile.mkdtemp(prefix="faceswap_tf-"), ASSET_NAME)
     with open(asset_path, "w") as out:
         json.dump(metadata, out, indent=1, sort_keys=True)
-    return Swapper(encoder, decoder, metadata, asset_path), metadata
+    return Swapper(encoder, decoders[target], metadata, asset_path), metadata
+
+
+def restore_generator(model_dir: str | None, sides=("a", "b"), mixed_precision: str = "off",
+                      training: dict | None = None) -> tuple[keras.Model, dict, int, dict]:
+    """The encoder and the decoders of `sides` of model_dir's newest checkpoint, its step and
+    its config.json. Without a model_dir, `training` (what config.json holds) gives freshly
+    initialised networks, for benchmarks."""
+    training = training if model_dir is None else read_training_config(model_dir)
+    checkpoint_path = tf.train.latest_checkpoint(model_dir) if model_dir is not None else None
+    if model_dir is not None and not checkpoint_path:
+        raise UserError(f"{model_dir}: no checkpoint; train first")
+    cfg = models.ModelConfig(**training["model"])
+    keras.mixed_precision.set_global_policy(PRECISIONS[mixed_precision])
+    try:
+        encoder = models.build_encoder(cfg)
+        decoders = {side: models.build_decoder(cfg, side) for side in sides}
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    step = tf.Variable(0, dtype=tf.int64)
+    checkpoint = tf.train.Checkpoint(encoder=encoder, step=step,
+                                     **{f"decoder_{side}": decoders[side] for side in sides})
+    try:
+        if checkpoint_path:
+            checkpoint.restore(checkpoint_path).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        raise UserError(f"{checkpoint_path}: does not hold this model's networks ({error})") from None
+    return encoder, decoders, int(step.numpy()), training
 
 
 def versions(base: str) -> list[int]:

@@ -50,6 +50,9 @@ _SAVE_EVERY = flags.DEFINE_integer("save_every", 500, "Steps between checkpoints
 _KEEP_CHECKPOINTS = flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
 _LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Steps between progress lines and scalars.")
 _PREVIEW_EVERY = flags.DEFINE_integer("preview_every", 250, "Steps between previews.")
+_EVAL_EVERY = flags.DEFINE_integer(
+    "eval_every", 500, "Steps between held-out identity and reconstruction metrics "
+    "(TensorBoard under model_dir/eval); 0: never.")
 
 
 def config_from_flags() -> trainer.TrainConfig:
@@ -76,7 +79,7 @@ def config_from_flags() -> trainer.TrainConfig:
         d_learning_rate=_D_LEARNING_RATE.value, xla=_XLA.value,
         mixed_precision=_MIXED_PRECISION.value, run_eagerly=_RUN_EAGERLY.value,
         save_every=_SAVE_EVERY.value, keep_checkpoints=_KEEP_CHECKPOINTS.value,
-        log_every=_LOG_EVERY.value, preview_every=_PREVIEW_EVERY.value,
+        log_every=_LOG_EVERY.value, preview_every=_PREVIEW_EVERY.value, eval_every=_EVAL_EVERY.value,
     )
 
 

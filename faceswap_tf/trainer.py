@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from faceswap_tf import data, losses, models
+from faceswap_tf import data, losses, metrics, models
 from faceswap_tf.errors import UserError
 from faceswap_tf.progress import clock
 
@@ -66,6 +66,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     log_every: int = 50
     preview_every: int = 250
+    eval_every: int = 500  # held-out identity and reconstruction metrics; 0: never
 
     def __post_init__(self):
         if self.xla not in ("auto", "on", "off"):
@@ -75,6 +76,8 @@ class TrainConfig:
         for name in ("steps", "save_every", "log_every", "preview_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name}={getattr(self, name)}: must be at least 1")
+        if self.eval_every < 0:
+            raise UserError(f"--eval_every={self.eval_every}: must be 0 (never) or more")
 
 
 class TrainingDiverged(UserError):
@@ -273,19 +276,19 @@ class GanTrainer:
         # each step runs the generators forward once, not twice.
         g_losses, mask_means, fakes = self._g_step(batches)
         d_losses = self._d_step(batches, fakes)
-        metrics = {f"loss/d_{s}": d_losses[s] for s in SIDES}
-        metrics.update({f"loss/g_{s}": g_losses[s] for s in SIDES})
-        metrics.update({f"mask/mean_{s}": mask_means[s] for s in SIDES})
-        return metrics
+        scalars = {f"loss/d_{s}": d_losses[s] for s in SIDES}
+        scalars.update({f"loss/g_{s}": g_losses[s] for s in SIDES})
+        scalars.update({f"mask/mean_{s}": mask_means[s] for s in SIDES})
+        return scalars
 
     def _train_step(self, batch_a, batch_b):
-        """One step on a global batch per person; returns (metrics, all finite)."""
+        """One step on a global batch per person; returns (scalars, all finite)."""
         per_replica = self.strategy.run(self._replica_step, args=(batch_a, batch_b))
         mean = tf.distribute.ReduceOp.MEAN
-        metrics = {k: self.strategy.reduce(mean, v, axis=None) for k, v in per_replica.items()}
+        scalars = {k: self.strategy.reduce(mean, v, axis=None) for k, v in per_replica.items()}
         self.step.assign_add(1)
-        finite = tf.reduce_all([tf.math.is_finite(v) for v in metrics.values()])
-        return metrics, finite
+        finite = tf.reduce_all([tf.math.is_finite(v) for v in scalars.values()])
+        return scalars, finite
 
     # --- previews ---------------------------------------------------------------------
 
@@ -325,8 +328,9 @@ def run(config: TrainConfig, log=sys.stderr) -> dict:
     preview_faces = {s: _preview_faces(faces[s]) for s in SIDES}
     writer = (tf.summary.create_file_writer(os.path.join(config.model_dir, "train")) if trainer.chief
               else tf.summary.create_noop_writer())
+    evaluation = _held_out_evaluation(config, log) if trainer.chief and config.eval_every else None
     stop = _StopSignal()
-    metrics, step = {}, start
+    logged, step = {}, start
     window_start, images = time.perf_counter(), 0
     run_start = window_start
     with writer.as_default(), stop:
@@ -343,17 +347,21 @@ def run(config: TrainConfig, log=sys.stderr) -> dict:
             if step % config.log_every == 0 or step == config.steps:
                 now = time.perf_counter()
                 rate = images / (now - window_start)
-                metrics = {k: float(v) for k, v in values.items()}
-                for name, value in metrics.items():
+                logged = {k: float(v) for k, v in values.items()}
+                for name, value in logged.items():
                     tf.summary.scalar(name, value, step=step)
                 tf.summary.scalar("learning_rate", config.learning_rate, step=step)
                 tf.summary.scalar("images_per_second", rate, step=step)
                 eta = (config.steps - step) * (now - run_start) / (step - start)
-                log.write(f"step {step}/{config.steps}  {_format(metrics)}  {rate:.1f} img/s  "
+                log.write(f"step {step}/{config.steps}  {_format(logged)}  {rate:.1f} img/s  "
                           f"ETA {clock(eta)}\n")
                 window_start, images = now, 0
             if trainer.chief and (step % config.preview_every == 0 or step == config.steps):
                 _write_preview(trainer, preview_faces, config.model_dir, step)
+            if evaluation and (step % config.eval_every == 0 or step == config.steps):
+                paused = time.perf_counter()
+                evaluation.write(trainer, step, log)
+                window_start += time.perf_counter() - paused  # img/s counts training only
             if step % config.save_every == 0 or step == config.steps or stop.requested:
                 trainer.manager.save(checkpoint_number=step)
             if stop.requested:
@@ -362,7 +370,40 @@ def run(config: TrainConfig, log=sys.stderr) -> dict:
     writer.flush()
     if not trainer.chief:
         shutil.rmtree(trainer.manager.directory, ignore_errors=True)
-    return metrics
+    return logged
+
+
+class _Evaluation:
+    """Held-out metrics (metrics.HeldOutEvaluation) written under model_dir/eval."""
+
+    def __init__(self, held_out: metrics.HeldOutEvaluation, model_dir: str):
+        self.held_out = held_out
+        self.writer = tf.summary.create_file_writer(os.path.join(model_dir, "eval"))
+
+    def write(self, trainer: GanTrainer, step: int, log) -> None:
+        results = self.held_out(lambda side, views: trainer.reconstruct(side, views)[:2])
+        with self.writer.as_default():
+            for name, value in results.items():
+                tf.summary.scalar(name, value, step=step)
+        self.writer.flush()
+        log.write(f"eval at step {step} (held-out faces): swaps nearer the target "
+                  f"A->B {results['identity/a_to_b_closer_to_b']:.0%}, "
+                  f"B->A {results['identity/b_to_a_closer_to_a']:.0%}; reconstruction PSNR "
+                  f"A {results['reconstruction/psnr_a']:.2f} dB, B {results['reconstruction/psnr_b']:.2f} dB\n")
+
+
+def _held_out_evaluation(config: TrainConfig, log) -> _Evaluation | None:
+    if config.data.holdout <= 0:
+        log.write("no held-out faces (--holdout=0): held-out metrics are not computed\n")
+        return None
+    faces = {"a": config.data.faces_a, "b": config.data.faces_b}
+    try:
+        held_out = metrics.HeldOutEvaluation(faces, config.data.holdout, config.model.resolution,
+                                             config.data.coverage)
+    except UserError as error:
+        log.write(f"held-out metrics are not computed: {error}\n")
+        return None
+    return _Evaluation(held_out, config.model_dir)
 
 
 def _preview_faces(faces: np.ndarray, count: int = 4) -> tf.Tensor:
@@ -381,8 +422,8 @@ def _write_preview(trainer, preview_faces, model_dir, step):
     os.replace(tmp, path)
 
 
-def _format(metrics) -> str:
-    return "  ".join(f"{k.split('/')[-1]} {float(v):.4f}" for k, v in metrics.items())
+def _format(values) -> str:
+    return "  ".join(f"{k.split('/')[-1]} {float(v):.4f}" for k, v in values.items())
 
 
 class _StopSignal:

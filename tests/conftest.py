@@ -55,7 +55,7 @@ def tiny_config(face_dirs, model_dir, **overrides):
     from faceswap_tf import data, models, trainer
 
     settings = dict(model=models.ModelConfig(width=0.125, code_size=64), mixed_precision="off",
-                    save_every=3, log_every=3, preview_every=3, steps=3)
+                    save_every=3, log_every=3, preview_every=3, eval_every=0, steps=3)
     return trainer.TrainConfig(
         model_dir=str(model_dir),
         data=data.DataConfig(face_dirs["a"], face_dirs["b"], batch_size=4),

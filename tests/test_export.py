@@ -70,7 +70,7 @@ def test_tensorflow_alone_loads_it_and_it_matches_the_keras_networks(exported, s
     gan = trainer.GanTrainer(tiny_config(face_dirs, smoke_model))
     assert gan.restore() == 6
     metadata = json.loads(str(out["metadata"]))
-    framing = exporter.Framing(metadata["crop_size"], metadata["resolution"], metadata["coverage"])
+    framing = data.Framing(metadata["crop_size"], metadata["resolution"], metadata["coverage"])
     rgb, mask, _ = gan.reconstruct("b", framing.to_view(tf.constant(crops)))
     reference = framing.blend(tf.constant(crops), rgb, mask)
 
@@ -100,7 +100,7 @@ def test_the_saved_model_sees_faces_as_training_did(face_dirs):
     picks = [os.path.basename(files[i]) for i in np.linspace(0, len(files) - 1, 3).astype(int)]
     training_view = np.stack([data._model_view(crop, records[name], 64, 0.85)[..., :3]
                               for crop, name in zip(crops, picks, strict=True)])
-    view = (exporter.Framing(256, 64, 0.85).to_view(tf.constant(crops)).numpy() + 1.0) * 127.5
+    view = (data.Framing(256, 64, 0.85).to_view(tf.constant(crops)).numpy() + 1.0) * 127.5
     assert np.abs(view - training_view).max() < 1.0
 
 
@@ -164,5 +164,5 @@ def test_export_cli_and_its_errors(smoke_model, tmp_path):
 
 def test_a_model_dir_without_a_checkpoint_is_one_clear_error(face_dirs, tmp_path):
     trainer.save_config(tiny_config(face_dirs, tmp_path))
-    with pytest.raises(UserError, match="no checkpoint to export; train first"):
+    with pytest.raises(UserError, match=f"{tmp_path}: no checkpoint; train first"):
         exporter.build_swapper(str(tmp_path), "a_to_b")

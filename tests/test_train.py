@@ -177,6 +177,24 @@ def test_the_smoke_flagfile_trains_saves_and_resumes(face_dirs, tmp_path):
             tags.update(value.tag for value in event.summary.value)
     assert {"loss/g_a", "loss/g_b", "loss/d_a", "loss/d_b", "mask/mean_a", "images_per_second",
             "preview"} <= tags
+    # Held-out metrics every 3 steps (smoke.flags), under eval/, at steps 3 and 6.
+    evals = {}
+    for path in glob.glob(str(model_dir / "eval" / "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                evals.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
+    names = [f"identity/{s}_to_{o}_{what}" for s, o in (("a", "b"), ("b", "a"))
+             for what in (f"closer_to_{o}", f"distance_to_{o}", f"distance_to_{s}")]
+    names += [f"reconstruction/{m}_{s}" for m in ("psnr", "ssim") for s in "ab"]
+    assert set(names) <= set(evals), sorted(evals)
+    for name in names:
+        assert sorted(evals[name]) == [3, 6], (name, evals[name])
+    for step in (3, 6):
+        assert 0.0 <= evals["identity/a_to_b_closer_to_b"][step] <= 1.0
+        assert 0.0 < evals["identity/a_to_b_distance_to_a"][step] < 2.0
+        assert 5.0 < evals["reconstruction/psnr_a"][step] < 40.0
+        assert -1.0 <= evals["reconstruction/ssim_b"][step] <= 1.0
+    assert "eval at step 6 (held-out faces): swaps nearer the target A->B" in first.stderr
     second = run_module("faceswap_tf.train", *common, "--steps=9")
     assert second.returncode == 0, second.stderr[-2000:]
     assert "training from step 6 to 9" in second.stderr
@@ -192,7 +210,8 @@ def test_kill_9_loses_at_most_the_steps_since_the_last_save(face_dirs, tmp_path)
     model_dir = tmp_path / "model"
     command = [sys.executable, "-m", "faceswap_tf.train", "--flagfile=flags/smoke.flags",
                f"--faces_a={face_dirs['a']}", f"--faces_b={face_dirs['b']}", f"--model_dir={model_dir}",
-               "--steps=100000", "--save_every=1", "--log_every=1000", "--preview_every=1000"]
+               "--steps=100000", "--save_every=1", "--log_every=1000", "--preview_every=1000",
+               "--eval_every=0"]
     killed_at = []
     for delay in (0.0, 0.35, 0.8):  # different moments of a save (one is written every step)
         before = tf.train.latest_checkpoint(str(model_dir))

@@ -435,7 +435,7 @@ def convert_images(config: ConvertConfig, backend, log=sys.stderr) -> Summary:
             stem, ext = os.path.splitext(os.path.basename(path))
             ext = ext if ext.lower() in video.WRITABLE_IMAGES else ".png"
             target = os.path.join(config.output, stem + ext)
-        video.write_image(target, frame, provenance if jobs and jobs[0].faces else None)
+        video.write_image(target, frame, provenance.tags() if jobs and jobs[0].faces else None)
         if not (jobs and jobs[0].faces):
             log.write(f"note: {path}: no face to swap; written unchanged\n")
     summary.seconds = time.perf_counter() - started

@@ -39,9 +39,13 @@ class Provenance:
                 f"(model {self.name}, step {self.step}, {self.model})")
 
     def tags(self) -> dict:
-        return {"comment": self.description(), "description": self.description(),
-                "synthetic_media": "true", "generator": GENERATOR,
-                "generator_model": f"{self.name} step {self.step}"}
+        return synthetic_tags(self.description(), f"{self.name} step {self.step}")
+
+
+def synthetic_tags(description: str, model: str) -> dict:
+    """The metadata that labels an output as synthetic media."""
+    return {"comment": description, "description": description, "synthetic_media": "true",
+            "generator": GENERATOR, "generator_model": model}
 
 
 def partial_path(path: str) -> str:
@@ -173,17 +177,17 @@ class VideoWriter:
             self._frames = []
 
 
-def write_image(path: str, image: np.ndarray, provenance: Provenance | None) -> None:
-    """An RGB image with the synthetic-media note (PNG text chunks; JPEG EXIF and comment)."""
+def write_image(path: str, image: np.ndarray, tags: dict | None) -> None:
+    """An RGB image with metadata `tags` (`synthetic_tags`: PNG text chunks; JPEG EXIF and comment)."""
     ext = os.path.splitext(path)[1].lower()
     tmp = partial_path(path)
     picture = Image.fromarray(image)
-    description = provenance.description() if provenance else ""
-    labelled = provenance is not None
+    description = (tags or {}).get("description", "")
+    labelled = tags is not None
     try:
         if ext == ".png":
             info = PngImagePlugin.PngInfo()
-            for key, value in (provenance.tags() if provenance else {}).items():
+            for key, value in (tags or {}).items():
                 info.add_text(key.capitalize() if key in ("comment", "description") else key, value)
             picture.save(tmp, format="PNG", pnginfo=info)
         elif ext in (".jpg", ".jpeg", ".webp"):

@@ -19,10 +19,33 @@ class FaceDescriber:
         self._model = detect.load_model(dlib.face_recognition_model_v1, path)
 
     def __call__(self, frame: np.ndarray, face: detect.Face) -> np.ndarray:
-        box = dlib.rectangle(*face.box)
-        parts = [dlib.point(int(round(x)), int(round(y))) for x, y in face.landmarks]
-        shape = dlib.full_object_detection(box, parts)
-        return np.array(self._model.compute_face_descriptor(frame, shape), dtype=np.float32)
+        return self.describe(frame, face.landmarks, face.box)
+
+    def describe(self, image: np.ndarray, landmarks: np.ndarray, box=None) -> np.ndarray:
+        """The descriptor of the face whose 68 landmarks are given (dlib aligns its own chip
+        from them; the box defaults to theirs)."""
+        if box is None:
+            (left, top), (right, bottom) = landmarks.min(axis=0), landmarks.max(axis=0)
+            box = (int(left), int(top), int(right), int(bottom))
+        parts = [dlib.point(int(round(x)), int(round(y))) for x, y in landmarks]
+        shape = dlib.full_object_detection(dlib.rectangle(*box), parts)
+        return np.array(self._model.compute_face_descriptor(image, shape), dtype=np.float32)
+
+
+class Gallery:
+    """Descriptors of one person's faces. A face's distance to the gallery is its distance to
+    the nearest of them, so identity retrieval between galleries is nearest-neighbour search."""
+
+    def __init__(self, descriptors):
+        self.descriptors = np.asarray(descriptors, dtype=np.float32).reshape(-1, 128)
+        if not len(self.descriptors):
+            raise ValueError("a gallery needs at least one descriptor")
+
+    def __len__(self) -> int:
+        return len(self.descriptors)
+
+    def distance(self, descriptor: np.ndarray) -> float:
+        return float(np.linalg.norm(self.descriptors - descriptor, axis=1).min())
 
 
 def distance(a: np.ndarray, b: np.ndarray) -> float:

@@ -21,9 +21,10 @@ def _hull(points: np.ndarray) -> np.ndarray:
     return cv2.convexHull(np.round(np.asarray(points) * (1 << _SHIFT)).astype(np.int32))
 
 
-def face_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
-    """uint8 [size, size], 255 inside the convex hull of the 68 points (jaw to eyebrows)."""
-    mask = np.zeros((size, size), np.uint8)
+def face_mask(landmarks: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """uint8 [size, size] (or [height, width] for a pair), 255 inside the convex hull of the
+    68 points (jaw to eyebrows)."""
+    mask = np.zeros(size if isinstance(size, tuple) else (size, size), np.uint8)
     cv2.fillConvexPoly(mask, _hull(landmarks), 255, lineType=cv2.LINE_AA, shift=_SHIFT)
     return mask
 

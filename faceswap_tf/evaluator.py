@@ -1,0 +1,438 @@
+"""The evaluate stage: how good a swapped video is, measured against its original.
+
+Each frame of the swapped video is paired with the original frame it was made from (found by
+content, or from --start). In both, dlib finds the faces and their 68 landmarks; each
+original face is paired with the swapped face over it. Per face and frame (`metrics` says
+which stand-ins these are for the literature's):
+- identity: the swapped face's dlib descriptor against galleries of A's and B's training
+  faces; the share nearer B's is the identity retrieval between the pair;
+- pose error: |yaw|, |pitch|, |roll| differences, swapped vs original (`faces.pose`);
+- expression error: `metrics.expression_error`, swapped vs original;
+- flicker: the mean change from the previous frame inside the original faces' hulls, in the
+  swapped video over the same in the original (1 = as steady as the original);
+- background: PSNR outside the original faces' aligned crops (the swap cannot reach there,
+  so what is lost is the encoder's);
+and, with the model_dir that made it, `metrics.HeldOutEvaluation` on the held-out aligned
+faces (identity of the swaps and reconstruction PSNR/SSIM).
+
+It writes <stem>_report.json (per-frame values and the summary), <stem>_report.md and
+<stem>_contact_sheet.png (original | swapped frames, labelled as synthetic media).
+"""
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+
+from faceswap_tf import data, media, metrics
+from faceswap_tf.convert import video
+from faceswap_tf.errors import UserError
+from faceswap_tf.faces import align, detect, identity, masks, pose
+
+REPORT_FORMAT = "faceswap_tf-evaluation"
+REPORT_VERSION = 1
+_THUMB = 32  # side of the thumbnails frames are matched by
+_MATCH_FRAMES = 8  # swapped frames matched at once
+_MAX_MATCH_ERROR = 12.0  # mean |difference| per 8-bit channel above which no stretch matches
+_MIN_IOU = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    original: str
+    swapped: str
+    faces_a: str
+    faces_b: str
+    output_dir: str | None = None  # None: the swapped video's folder
+    model_dir: str | None = None  # the training run: adds the held-out metrics
+    start: float | None = None  # seconds into the original where the swapped video begins; None: found
+    max_frames: int | None = None
+    holdout: float = 0.2
+    gallery_size: int = 30
+    min_face_size: int = 80
+    sheet_rows: int = 6
+
+    def __post_init__(self):
+        for ok, message in (
+            (self.start is None or self.start >= 0, f"--start={self.start}: must be 0 or more"),
+            (self.max_frames is None or self.max_frames >= 2,
+             f"--max_frames={self.max_frames}: must be 2 or more"),
+            (0.0 <= self.holdout < 1.0, f"--holdout={self.holdout}: must be in [0, 1)"),
+            (self.gallery_size >= 1, f"--gallery_size={self.gallery_size}: must be at least 1"),
+            (self.sheet_rows >= 1, f"--sheet_rows={self.sheet_rows}: must be at least 1"),
+        ):
+            if not ok:
+                raise UserError(message)
+
+    def output_path(self, suffix: str) -> str:
+        folder = self.output_dir or os.path.dirname(os.path.abspath(self.swapped))
+        stem = os.path.splitext(os.path.basename(self.swapped))[0]
+        return os.path.join(folder, f"{stem}_{suffix}")
+
+
+def run(config: EvaluateConfig, log=sys.stderr) -> dict:
+    """Evaluates config.swapped against config.original; writes and returns the report."""
+    started = time.perf_counter()
+    if config.output_dir:
+        os.makedirs(config.output_dir, exist_ok=True)
+    for path in (config.original, config.swapped):
+        if not media.is_video(path):
+            raise UserError(f"{path}: not a video ({', '.join(sorted(media.VIDEO_EXTENSIONS))})")
+    original, swapped = media.probe_video(config.original), media.probe_video(config.swapped)
+    if (original.width, original.height) != (swapped.width, swapped.height):
+        raise UserError(f"{config.swapped}: {swapped.width}x{swapped.height}, but {config.original} is "
+                        f"{original.width}x{original.height}: it was not made from it")
+    crop = data.describe_faces(config.faces_a)
+    describer = identity.FaceDescriber()
+    galleries = {side: identity.Gallery(metrics.describe(describer, metrics.aligned_faces(
+        folder, config.holdout, "train", config.gallery_size)))
+        for side, folder in (("a", config.faces_a), ("b", config.faces_b))}
+    if config.start is None:
+        offset, match_error = find_offset(config.original, config.swapped)
+    else:
+        offset, match_error = int(round(config.start * (original.fps or 25.0))), None
+    found = "" if match_error is None else f" (found by content, mean difference {match_error:.1f}/255)"
+    log.write(f"{config.swapped}: from frame {offset} of {config.original}{found}\n")
+    measure = _FrameMeasure(describer, galleries, crop["crop_size"], crop["padding"],
+                            detect.FaceDetector(detect.DetectorConfig(min_face_size=config.min_face_size)))
+    frames, sheet = _measure_frames(config, offset, swapped.frames, measure)
+    report = {
+        "format": REPORT_FORMAT, "format_version": REPORT_VERSION,
+        "inputs": {
+            "original": config.original, "swapped": config.swapped, "faces_a": config.faces_a,
+            "faces_b": config.faces_b, "model_dir": config.model_dir, "first_frame": offset,
+            "frames": len(frames), "fps": original.fps, "frame_match_error": match_error,
+            "gallery_faces": {side: len(g) for side, g in galleries.items()},
+            "swapped_metadata": {k: v for k, v in video.read_metadata(config.swapped).items()
+                                 if k in ("synthetic_media", "generator", "generator_model", "comment")},
+        },
+        "summary": summarise(frames),
+        "held_out": _held_out(config, describer) if config.model_dir else None,
+        "frames": frames,
+    }
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    _write_text(config.output_path("report.json"), json.dumps(_finite(report), indent=1) + "\n")
+    sheet_path = config.output_path("contact_sheet.png")
+    video.write_image(sheet_path, contact_sheet(sheet), video.synthetic_tags(
+        f"Synthetic media: original | swapped frames of {os.path.basename(config.swapped)}, "
+        f"made by {video.GENERATOR}", report["inputs"]["swapped_metadata"].get("generator_model", "unknown")))
+    _write_text(config.output_path("report.md"), markdown(report, os.path.basename(sheet_path)))
+    for line in summary_lines(report):
+        log.write(line + "\n")
+    log.write(f"wrote {config.output_path('report.md')}, {config.output_path('report.json')} "
+              f"and {sheet_path}\n")
+    return report
+
+
+def find_offset(original: str, swapped: str) -> tuple[int, float]:
+    """The frame of `original` where `swapped` begins, by matching thumbnails of swapped's
+    first frames against every stretch of the original; and the mean difference there."""
+    def thumbs(frames):
+        return np.stack([cv2.resize(f, (_THUMB, _THUMB), interpolation=cv2.INTER_AREA) for f in frames]
+                        ).astype(np.float32)
+
+    ours = thumbs(itertools.islice(media.iter_video(swapped), _MATCH_FRAMES))
+    theirs = thumbs(media.iter_video(original))
+    if len(theirs) < len(ours):
+        raise UserError(f"{swapped}: longer than {original}, so it was not made from it")
+    errors = [float(np.abs(theirs[i:i + len(ours)] - ours).mean()) for i in range(len(theirs) - len(ours) + 1)]
+    best = int(np.argmin(errors))
+    if errors[best] > _MAX_MATCH_ERROR:
+        raise UserError(f"{swapped}: no stretch of {original} looks like it (mean difference "
+                        f"{errors[best]:.0f}/255 at best); pass --start if it was made from it")
+    return best, errors[best]
+
+
+class _FrameMeasure:
+    """The per-frame measurements of one original frame and its swapped version."""
+
+    def __init__(self, describer, galleries, crop_size, padding, detector):
+        self.describer, self.galleries = describer, galleries
+        self.crop_size, self.padding = crop_size, padding
+        self.detector = detector
+        self.previous = None
+
+    def __call__(self, index: int, source: np.ndarray, swapped: np.ndarray) -> dict:
+        height, width = source.shape[:2]
+        originals, candidates = self.detector(source), self.detector(swapped)
+        faces, hull, crops = [], np.zeros((height, width), bool), np.zeros((height, width), np.uint8)
+        corners = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float64) * self.crop_size
+        for face in originals:
+            hull |= masks.face_mask(face.landmarks, (height, width)) > 127
+            matrix = align.alignment_matrix(face.landmarks, self.crop_size, self.padding)
+            outline = align.transform_points(align.invert(matrix), corners)
+            cv2.fillConvexPoly(crops, np.round(outline).astype(np.int32), 1)
+            faces.append(self._face(face, _best_match(face, candidates), swapped, (width, height)))
+        background = crops == 0
+        error = metrics.mse(source[background], swapped[background]) if background.any() else None
+        entry = {"frame": index, "faces": faces, "background_mse": error,
+                 "background_psnr": metrics.psnr_of_mse(error) if error is not None else None}
+        if self.previous is not None and hull.any():
+            pairs = zip(("original", "swapped"), (source, swapped), self.previous, strict=True)
+            for name, now, before in pairs:
+                entry[f"change_{name}"] = float(np.abs(now[hull].astype(np.float32) - before[hull]).mean())
+        self.previous = (source, swapped)
+        return entry
+
+    def _face(self, face: detect.Face, match: detect.Face | None, swapped: np.ndarray, size) -> dict:
+        original_pose = pose.head_pose(face.landmarks, size)
+        entry = {"box": list(face.box), "pose_original": original_pose.round(2).tolist(),
+                 "found": match is not None}
+        if match is None:
+            return entry
+        matrix = align.alignment_matrix(match.landmarks, self.crop_size, self.padding)
+        crop = align.warp_face(swapped, matrix, self.crop_size)
+        descriptor = self.describer.describe(crop, align.transform_points(matrix, match.landmarks))
+        found = metrics.retrieval(descriptor[None], self.galleries)
+        swapped_pose = pose.head_pose(match.landmarks, size)
+        entry.update({
+            "distance_a": round(float(found["distance_a"][0]), 4),
+            "distance_b": round(float(found["distance_b"][0]), 4),
+            "closer_to_b": bool(found["closer_to_b"][0]),
+            "pose_swapped": swapped_pose.round(2).tolist(),
+            "pose_error": pose.angle_difference(original_pose, swapped_pose).round(2).tolist(),
+            "expression_error": round(metrics.expression_error(face.landmarks, match.landmarks), 4),
+        })
+        return entry
+
+
+def _best_match(face: detect.Face, candidates: list[detect.Face]) -> detect.Face | None:
+    scored = [(_iou(face.box, other.box), other) for other in candidates]
+    scored = [(score, other) for score, other in scored if score >= _MIN_IOU]
+    return max(scored, key=lambda pair: pair[0])[1] if scored else None
+
+
+def _iou(a, b) -> float:
+    left, top = max(a[0], b[0]), max(a[1], b[1])
+    right, bottom = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0, right - left) * max(0, bottom - top)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _measure_frames(config, offset, expected, measure) -> tuple[list[dict], list]:
+    """Per-frame entries, and the (entry, original, swapped) rows chosen for the contact sheet."""
+    count = min(expected or config.max_frames or 1, config.max_frames or expected or 1)
+    chosen = set(np.linspace(0, count - 1, config.sheet_rows).round().astype(int).tolist())
+    sources = itertools.islice(media.iter_video(config.original), offset, None)
+    swaps = media.iter_video(config.swapped)
+    if config.max_frames:
+        swaps = itertools.islice(swaps, config.max_frames)
+    frames, sheet = [], []
+    for index, (source, swapped) in enumerate(zip(sources, swaps, strict=False)):  # either may end first
+        entry = measure(offset + index, source, swapped)
+        frames.append(entry)
+        if index in chosen:
+            sheet.append((entry, source, swapped))
+    if len(frames) < 2:
+        raise UserError(f"{config.swapped}: fewer than 2 frames to compare with {config.original}")
+    return frames, sheet
+
+
+def summarise(frames: list[dict]) -> dict:
+    """The report's summary of per-frame entries."""
+    faces = [face for entry in frames for face in entry["faces"]]
+    found = [face for face in faces if face["found"]]
+    summary = {"frames": len(frames), "faces": len(faces), "faces_found_in_swapped": len(found)}
+    if found:
+        errors = np.array([face["pose_error"] for face in found])
+        summary["identity"] = {
+            "closer_to_b": float(np.mean([face["closer_to_b"] for face in found])),
+            "distance_a": float(np.mean([face["distance_a"] for face in found])),
+            "distance_b": float(np.mean([face["distance_b"] for face in found])),
+        }
+        summary["pose_error_degrees"] = {axis: float(errors[:, i].mean()) for i, axis in enumerate(pose.AXES)}
+        summary["pose_error_degrees"]["l2"] = float(np.linalg.norm(errors, axis=1).mean())
+        summary["expression_error"] = float(np.mean([face["expression_error"] for face in found]))
+    changes = [(e["change_original"], e["change_swapped"]) for e in frames if "change_original" in e]
+    if changes:
+        original, swapped = np.mean(changes, axis=0)
+        summary["flicker"] = {"change_original": float(original), "change_swapped": float(swapped),
+                              "ratio": float(swapped / original) if original > 0 else None}
+    errors = [e["background_mse"] for e in frames if e["background_mse"] is not None]
+    if errors:
+        summary["background_psnr"] = {"mean": metrics.psnr_of_mse(float(np.mean(errors))),
+                                      "worst_frame": metrics.psnr_of_mse(float(np.max(errors)))}
+    return summary
+
+
+def _held_out(config: EvaluateConfig, describer) -> dict:
+    from faceswap_tf import exporter  # TensorFlow models: only when a model_dir is given
+
+    encoder, decoders, step, training = exporter.restore_generator(config.model_dir)
+    evaluation = metrics.HeldOutEvaluation(
+        {"a": config.faces_a, "b": config.faces_b}, config.holdout, training["model"]["resolution"],
+        training["coverage"], describer, config.gallery_size)
+
+    def decode(side, views):
+        out = decoders[side](encoder(views, training=False), training=False)
+        return out["rgb"], out["mask"]
+
+    return {"step": step, "faces": {side: len(evaluation.held[side].crops) for side in evaluation.held},
+            **evaluation(decode)}
+
+
+# --- the outputs ------------------------------------------------------------------------
+
+def contact_sheet(rows: list, height: int = 240) -> np.ndarray:
+    """RGB image: per row a label, then the original frame | the swapped frame."""
+    lines = []
+    for entry, source, swapped in rows:
+        scale = height / source.shape[0]
+        size = (int(round(source.shape[1] * scale)), height)
+        pair = np.hstack([cv2.resize(source, size, interpolation=cv2.INTER_AREA),
+                          np.full((height, 4, 3), 255, np.uint8),
+                          cv2.resize(swapped, size, interpolation=cv2.INTER_AREA)])
+        label = np.full((22, pair.shape[1], 3), 255, np.uint8)
+        cv2.putText(label, _row_label(entry), (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+        lines += [label, pair, np.full((6, pair.shape[1], 3), 255, np.uint8)]
+    header = np.full((26, lines[0].shape[1], 3), 255, np.uint8)
+    cv2.putText(header, "original | swapped (synthetic media)", (4, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
+                (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack([header, *lines])
+
+
+def _row_label(entry: dict) -> str:
+    faces = [face for face in entry["faces"] if face["found"]]
+    if not entry["faces"]:
+        return f"frame {entry['frame']}: no face in the original"
+    if not faces:
+        return f"frame {entry['frame']}: no face found in the swapped frame"
+    face = faces[0]
+    nearer = "B" if face["closer_to_b"] else "A"
+    return (f"frame {entry['frame']}: nearer {nearer} (to A {face['distance_a']:.2f}, "
+            f"to B {face['distance_b']:.2f}), pose error {np.linalg.norm(face['pose_error']):.1f} deg, "
+            f"expression {face['expression_error']:.3f}")
+
+
+def summary_lines(report: dict) -> list[str]:
+    s = report["summary"]
+    lines = [f"{s['frames']} frames, {s['faces']} faces in the original, {s['faces_found_in_swapped']} "
+             "found in the swapped video"]
+    if "identity" in s:
+        i, p = s["identity"], s["pose_error_degrees"]
+        lines.append(f"identity retrieval: {i['closer_to_b']:.0%} nearer B (distance to A "
+                     f"{i['distance_a']:.3f}, to B {i['distance_b']:.3f})")
+        lines.append(f"pose error: yaw {p['yaw']:.2f}, pitch {p['pitch']:.2f}, roll {p['roll']:.2f} degrees "
+                     f"(vector {p['l2']:.2f}); expression error {s['expression_error']:.3f} of the eye span")
+    if "flicker" in s and s["flicker"]["ratio"] is not None:
+        lines.append(f"flicker: {s['flicker']['ratio']:.2f}x the original's frame-to-frame change in the face")
+    if "background_psnr" in s:
+        b = s["background_psnr"]
+        lines.append(f"background PSNR: {_db(b['mean'])} (worst frame {_db(b['worst_frame'])})")
+    held = report.get("held_out")
+    if held:
+        lines.append(f"held-out faces (step {held['step']}): A->B nearer B "
+                     f"{held['identity/a_to_b_closer_to_b']:.0%}, B->A nearer A "
+                     f"{held['identity/b_to_a_closer_to_a']:.0%}; reconstruction PSNR/SSIM "
+                     f"A {held['reconstruction/psnr_a']:.2f} dB/{held['reconstruction/ssim_a']:.3f}, "
+                     f"B {held['reconstruction/psnr_b']:.2f} dB/{held['reconstruction/ssim_b']:.3f}")
+    return lines
+
+
+def _db(value: float) -> str:
+    return "identical" if math.isinf(value) else f"{value:.2f} dB"
+
+
+def markdown(report: dict, sheet_name: str) -> str:
+    inputs, s = report["inputs"], report["summary"]
+    label = inputs["swapped_metadata"].get("synthetic_media") == "true"
+    out = [
+        f"# Evaluation of {os.path.basename(inputs['swapped'])}",
+        "",
+        f"- Swapped video: `{inputs['swapped']}`: {inputs['frames']} frames, made from frames "
+        f"{inputs['first_frame']}-{inputs['first_frame'] + inputs['frames'] - 1} of `{inputs['original']}`.",
+        f"- Synthetic-media label in its metadata: {'present' if label else '**absent**'}"
+        + (f" ({inputs['swapped_metadata'].get('generator_model')})" if label else "") + ".",
+        f"- Galleries: {inputs['gallery_faces']['a']} training faces of A (`{inputs['faces_a']}`), "
+        f"{inputs['gallery_faces']['b']} of B (`{inputs['faces_b']}`).",
+        f"- Faces: {s['faces']} in the original frames, {s['faces_found_in_swapped']} found again in the "
+        "swapped ones.",
+        "",
+        "| metric | value | how it is measured |",
+        "|---|---|---|",
+    ]
+    if "identity" in s:
+        i, p = s["identity"], s["pose_error_degrees"]
+        out += [
+            f"| identity retrieval | **{i['closer_to_b']:.0%}** of swapped faces nearer B | nearest "
+            "neighbour among the A and B galleries by dlib's 128-D face descriptor (a stand-in for "
+            "ArcFace/CosFace) |",
+            f"| descriptor distance | to A {i['distance_a']:.3f}, to B {i['distance_b']:.3f} | mean "
+            "distance to each gallery's nearest face; dlib calls two faces the same person below 0.6 |",
+            f"| pose error | yaw {p['yaw']:.2f}°, pitch {p['pitch']:.2f}°, roll {p['roll']:.2f}° "
+            f"(vector {p['l2']:.2f}°) | swapped vs original head pose from the 68 landmarks with "
+            "`cv2.solvePnP` on a generic head (a stand-in for Hopenet) |",
+            f"| expression error | {s['expression_error']:.3f} | mean distance of the 51 inner landmarks "
+            "after a similarity fit, over the inter-ocular distance (a stand-in for 3DMM expression "
+            "coefficients) |",
+        ]
+    if "flicker" in s and s["flicker"]["ratio"] is not None:
+        f = s["flicker"]
+        out.append(f"| temporal flicker | {f['ratio']:.2f}x the original | mean frame-to-frame change "
+                   f"inside the face hulls: {f['change_swapped']:.2f} swapped against "
+                   f"{f['change_original']:.2f} original (of 255) |")
+    if "background_psnr" in s:
+        b = s["background_psnr"]
+        out.append(f"| background PSNR | {_db(b['mean'])} (worst frame {_db(b['worst_frame'])}) | outside the "
+                   "original faces' aligned crops, where the swap does not reach: the re-encoding's loss |")
+    held = report.get("held_out")
+    if held:
+        out += [
+            "",
+            f"Held-out aligned faces (the last part of each clip, never trained on; {held['faces']['a']} of A, "
+            f"{held['faces']['b']} of B), model at step {held['step']}:",
+            "",
+            "| | A | B |",
+            "|---|---|---|",
+            f"| swaps nearer the other person | A->B {held['identity/a_to_b_closer_to_b']:.0%} | "
+            f"B->A {held['identity/b_to_a_closer_to_a']:.0%} |",
+            f"| reconstruction PSNR (raw decoder RGB) | {held['reconstruction/psnr_a']:.2f} dB | "
+            f"{held['reconstruction/psnr_b']:.2f} dB |",
+            f"| reconstruction SSIM | {held['reconstruction/ssim_a']:.3f} | "
+            f"{held['reconstruction/ssim_b']:.3f} |",
+        ]
+    out += ["", f"![original | swapped]({sheet_name})", "", "<details><summary>Per frame</summary>", "",
+            "| frame | nearer | to A | to B | pose error (yaw, pitch, roll) | expression | background |",
+            "|---|---|---|---|---|---|---|"]
+    for entry in report["frames"]:
+        background = "" if entry["background_psnr"] is None else _db(entry["background_psnr"])
+        for face in entry["faces"] or [{"found": False}]:
+            if face["found"]:
+                errors = ", ".join(f"{v:.1f}" for v in face["pose_error"])
+                out.append(f"| {entry['frame']} | {'B' if face['closer_to_b'] else 'A'} | "
+                           f"{face['distance_a']:.3f} | {face['distance_b']:.3f} | {errors} | "
+                           f"{face['expression_error']:.3f} | {background} |")
+            else:
+                out.append(f"| {entry['frame']} | no face | | | | | {background} |")
+    out += ["", "</details>", ""]
+    return "\n".join(out)
+
+
+def _finite(value):
+    """JSON has no infinity: an identical background's PSNR is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _write_text(path: str, text: str) -> None:
+    tmp = video.partial_path(path)
+    try:
+        with open(tmp, "w") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
