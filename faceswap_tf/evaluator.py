@@ -30,7 +30,7 @@ import time
 import cv2
 import numpy as np
 
-from faceswap_tf import data, media, metrics
+from faceswap_tf import data, exporter, media, metrics
 from faceswap_tf.convert import video
 from faceswap_tf.errors import UserError
 from faceswap_tf.faces import align, detect, identity, masks, pose
@@ -88,20 +88,19 @@ def run(config: EvaluateConfig, log=sys.stderr) -> dict:
     if (original.width, original.height) != (swapped.width, swapped.height):
         raise UserError(f"{config.swapped}: {swapped.width}x{swapped.height}, but {config.original} is "
                         f"{original.width}x{original.height}: it was not made from it")
+    start = None if config.start is None else int(round(config.start * (original.fps or 25.0)))
+    offset, match_error = find_offset(config.original, config.swapped, start)
+    how = "found by content" if start is None else f"--start={config.start}"
+    log.write(f"{config.swapped}: from frame {offset} of {config.original} ({how}, mean difference "
+              f"{match_error:.1f}/255)\n")
     crop = data.describe_faces(config.faces_a)
     describer = identity.FaceDescriber()
     galleries = {side: identity.Gallery(metrics.describe(describer, metrics.aligned_faces(
         folder, config.holdout, "train", config.gallery_size)))
         for side, folder in (("a", config.faces_a), ("b", config.faces_b))}
-    if config.start is None:
-        offset, match_error = find_offset(config.original, config.swapped)
-    else:
-        offset, match_error = int(round(config.start * (original.fps or 25.0))), None
-    found = "" if match_error is None else f" (found by content, mean difference {match_error:.1f}/255)"
-    log.write(f"{config.swapped}: from frame {offset} of {config.original}{found}\n")
     measure = _FrameMeasure(describer, galleries, crop["crop_size"], crop["padding"],
                             detect.FaceDetector(detect.DetectorConfig(min_face_size=config.min_face_size)))
-    frames, sheet = _measure_frames(config, offset, swapped.frames, measure)
+    frames, sheet = _measure_frames(config, offset, swapped.frames, measure, log)
     report = {
         "format": REPORT_FORMAT, "format_version": REPORT_VERSION,
         "inputs": {
@@ -130,23 +129,31 @@ def run(config: EvaluateConfig, log=sys.stderr) -> dict:
     return report
 
 
-def find_offset(original: str, swapped: str) -> tuple[int, float]:
+def find_offset(original: str, swapped: str, start: int | None = None) -> tuple[int, float]:
     """The frame of `original` where `swapped` begins, by matching thumbnails of swapped's
-    first frames against every stretch of the original; and the mean difference there."""
+    first frames against every stretch of the original (or only the one at `start`); and the
+    mean difference there. A swap changes only the faces, so the true stretch differs little."""
     def thumbs(frames):
-        return np.stack([cv2.resize(f, (_THUMB, _THUMB), interpolation=cv2.INTER_AREA) for f in frames]
-                        ).astype(np.float32)
+        size = (_THUMB, _THUMB)
+        return [cv2.resize(f, size, interpolation=cv2.INTER_AREA).astype(np.float32) for f in frames]
 
-    ours = thumbs(itertools.islice(media.iter_video(swapped), _MATCH_FRAMES))
-    theirs = thumbs(media.iter_video(original))
+    ours = np.stack(thumbs(itertools.islice(media.iter_video(swapped), _MATCH_FRAMES)))
+    sources = media.iter_video(original)
+    if start is not None:
+        sources = itertools.islice(sources, start, start + len(ours))
+    theirs = thumbs(sources)
     if len(theirs) < len(ours):
-        raise UserError(f"{swapped}: longer than {original}, so it was not made from it")
+        raise UserError(f"{swapped}: longer than {original} from frame {start or 0}, so not made from it")
+    theirs = np.stack(theirs)
     errors = [float(np.abs(theirs[i:i + len(ours)] - ours).mean()) for i in range(len(theirs) - len(ours) + 1)]
     best = int(np.argmin(errors))
     if errors[best] > _MAX_MATCH_ERROR:
-        raise UserError(f"{swapped}: no stretch of {original} looks like it (mean difference "
-                        f"{errors[best]:.0f}/255 at best); pass --start if it was made from it")
-    return best, errors[best]
+        if start is None:
+            raise UserError(f"{swapped}: no stretch of {original} looks like it (mean difference "
+                            f"{errors[best]:.0f}/255 at best); pass --start if it was made from it")
+        raise UserError(f"{swapped}: does not look like {original} from frame {start} (--start; mean "
+                        f"difference {errors[best]:.0f}/255)")
+    return (start or 0) + best, errors[best]
 
 
 class _FrameMeasure:
@@ -203,20 +210,12 @@ class _FrameMeasure:
 
 
 def _best_match(face: detect.Face, candidates: list[detect.Face]) -> detect.Face | None:
-    scored = [(_iou(face.box, other.box), other) for other in candidates]
+    scored = [(detect.iou(face.box, other.box), other) for other in candidates]
     scored = [(score, other) for score, other in scored if score >= _MIN_IOU]
     return max(scored, key=lambda pair: pair[0])[1] if scored else None
 
 
-def _iou(a, b) -> float:
-    left, top = max(a[0], b[0]), max(a[1], b[1])
-    right, bottom = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0, right - left) * max(0, bottom - top)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _measure_frames(config, offset, expected, measure) -> tuple[list[dict], list]:
+def _measure_frames(config, offset, expected, measure, log) -> tuple[list[dict], list]:
     """Per-frame entries, and the (entry, original, swapped) rows chosen for the contact sheet."""
     count = min(expected or config.max_frames or 1, config.max_frames or expected or 1)
     chosen = set(np.linspace(0, count - 1, config.sheet_rows).round().astype(int).tolist())
@@ -225,11 +224,14 @@ def _measure_frames(config, offset, expected, measure) -> tuple[list[dict], list
     if config.max_frames:
         swaps = itertools.islice(swaps, config.max_frames)
     frames, sheet = [], []
-    for index, (source, swapped) in enumerate(zip(sources, swaps, strict=False)):  # either may end first
-        entry = measure(offset + index, source, swapped)
-        frames.append(entry)
-        if index in chosen:
-            sheet.append((entry, source, swapped))
+    try:
+        for index, (source, swapped) in enumerate(zip(sources, swaps, strict=False)):  # either may end first
+            entry = measure(offset + index, source, swapped)
+            frames.append(entry)
+            if index in chosen:
+                sheet.append((entry, source, swapped))
+    except media.DecodeError as error:
+        log.write(f"warning: {error}; the frames before are evaluated\n")
     if len(frames) < 2:
         raise UserError(f"{config.swapped}: fewer than 2 frames to compare with {config.original}")
     return frames, sheet
@@ -263,8 +265,6 @@ def summarise(frames: list[dict]) -> dict:
 
 
 def _held_out(config: EvaluateConfig, describer) -> dict:
-    from faceswap_tf import exporter  # TensorFlow models: only when a model_dir is given
-
     encoder, decoders, step, training = exporter.restore_generator(config.model_dir)
     evaluation = metrics.HeldOutEvaluation(
         {"a": config.faces_a, "b": config.faces_b}, config.holdout, training["model"]["resolution"],

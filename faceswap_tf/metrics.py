@@ -45,12 +45,14 @@ def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def expression_error(original: np.ndarray, swapped: np.ndarray) -> float:
     """How far a swapped face's expression is from the original's: the mean distance of the 51
-    inner landmarks (brows, eyes, nose, mouth) after the least-squares similarity taking the
-    swapped face's onto the original's, over the original's inter-ocular distance. 0 for the
-    same landmarks; about 0.1 is an eye closed or a mouth opened by a third of an eye span."""
+    inner landmarks (brows, eyes, nose, mouth) after the similarity taking the swapped face's
+    onto the original's, over the original's inter-ocular distance. The similarity is fitted
+    with the alignment's weights (`align.FIT_WEIGHTS`: mostly eyes and nose, which expressions
+    barely move), so a moved mouth shows at the mouth instead of being spread over the face.
+    0 for the same landmarks; a mouth opened by a third of an eye span gives about 0.04."""
     original, swapped = np.asarray(original, np.float64), np.asarray(swapped, np.float64)
-    fitted = align.transform_points(align.umeyama(swapped[align.INNER], original[align.INNER]),
-                                    swapped[align.INNER])
+    fit = align.umeyama(swapped[align.INNER], original[align.INNER], align.FIT_WEIGHTS[align.INNER])
+    fitted = align.transform_points(fit, swapped[align.INNER])
     left, right = align.eye_centres(original)
     return float(np.linalg.norm(fitted - original[align.INNER], axis=1).mean() / np.linalg.norm(right - left))
 

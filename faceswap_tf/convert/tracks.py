@@ -33,7 +33,7 @@ class Tracks:
         self._next = 0
 
     def __call__(self, faces: list[detect.Face]) -> list[TrackedFace]:
-        pairs = sorted(((detect._iou(old.face.box, new.box), i, j)
+        pairs = sorted(((detect.iou(old.face.box, new.box), i, j)
                         for i, old in enumerate(self._previous) for j, new in enumerate(faces)), reverse=True)
         track_of, used = {}, set()
         for overlap, i, j in pairs:

@@ -137,7 +137,7 @@ class FaceDetector:
         # A face may shrink by a fifth between frames and still be found.
         scale = min(self.config.detect_scale, 1.25 * native / face.size)
         found = self._boxes(gray, window, scale, timings)
-        overlaps = [(_iou(box, face.box), box, score) for box, score in found]
+        overlaps = [(iou(box, face.box), box, score) for box, score in found]
         best = max(overlaps, default=None, key=lambda item: item[0])
         if best is None or best[0] < 0.3:
             return None
@@ -215,7 +215,8 @@ def _gray(frame: np.ndarray) -> np.ndarray:
     return frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
-def _iou(a, b) -> float:
+def iou(a, b) -> float:
+    """Intersection over union of two (left, top, right, bottom) boxes."""
     width = min(a[2], b[2]) - max(a[0], b[0])
     height = min(a[3], b[3]) - max(a[1], b[1])
     if width <= 0 or height <= 0:
