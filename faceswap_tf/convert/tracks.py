@@ -86,14 +86,20 @@ class Smoother:
         return item, faces
 
     def _smoothed(self, face: TrackedFace, context: list, centre: int) -> TrackedFace:
+        # The window is kept symmetric: where the track begins or ends (the clip's first and
+        # last frames, a face coming into view), it shrinks to the frames present on both
+        # sides. A one-sided window would pull the face towards where it is going.
+        points = [next((other.face.landmarks for other in others if other.track == face.track), None)
+                  for _, others in context]
+        reach = 0
+        while (reach < self.radius and centre - reach - 1 >= 0 and centre + reach + 1 < len(points)
+               and points[centre - reach - 1] is not None and points[centre + reach + 1] is not None):
+            reach += 1
         total, weights = np.zeros((68, 2), dtype=np.float64), 0.0
-        for index, (_, others) in enumerate(context):
-            offset = index - centre
-            for other in others:
-                if other.track == face.track:
-                    weight = math.exp(-0.5 * (offset / self.sigma) ** 2)
-                    total += weight * other.face.landmarks
-                    weights += weight
+        for offset in range(-reach, reach + 1):
+            weight = math.exp(-0.5 * (offset / self.sigma) ** 2)
+            total += weight * points[centre + offset]
+            weights += weight
         return TrackedFace(face.track, face.face, total / weights)
 
 
