@@ -24,7 +24,8 @@ _MODEL_DIR = flags.DEFINE_string(
 _START = flags.DEFINE_float(
     "start", None, "Second of --original where --swapped begins (default: found by matching frames).")
 _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Evaluate at most this many frames.")
-_HOLDOUT = flags.DEFINE_float("holdout", 0.2, "Held-out share of each face set, as in training.")
+_HOLDOUT = flags.DEFINE_float(
+    "holdout", None, "Held-out share of each face set (default: the model's with --model_dir, else 0.2).")
 _GALLERY_SIZE = flags.DEFINE_integer("gallery_size", 30, "Training faces per person in the galleries.")
 _MIN_FACE_SIZE = flags.DEFINE_integer("min_face_size", 80, "Smallest face sought, in frame pixels.")
 _SHEET_ROWS = flags.DEFINE_integer("sheet_rows", 6, "Frames on the contact sheet.")

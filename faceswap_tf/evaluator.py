@@ -19,6 +19,7 @@ It writes <stem>_report.json (per-frame values and the summary), <stem>_report.m
 <stem>_contact_sheet.png (original | swapped frames, labelled as synthetic media).
 """
 
+import collections
 import dataclasses
 import itertools
 import json
@@ -34,6 +35,7 @@ from faceswap_tf import data, exporter, media, metrics
 from faceswap_tf.convert import video
 from faceswap_tf.errors import UserError
 from faceswap_tf.faces import align, detect, identity, masks, pose
+from faceswap_tf.progress import Progress
 
 REPORT_FORMAT = "faceswap_tf-evaluation"
 REPORT_VERSION = 1
@@ -53,7 +55,7 @@ class EvaluateConfig:
     model_dir: str | None = None  # the training run: adds the held-out metrics
     start: float | None = None  # seconds into the original where the swapped video begins; None: found
     max_frames: int | None = None
-    holdout: float = 0.2
+    holdout: float | None = None  # None: the model's (config.json), else 0.2 as training's default
     gallery_size: int = 30
     min_face_size: int = 80
     sheet_rows: int = 6
@@ -63,7 +65,7 @@ class EvaluateConfig:
             (self.start is None or self.start >= 0, f"--start={self.start}: must be 0 or more"),
             (self.max_frames is None or self.max_frames >= 2,
              f"--max_frames={self.max_frames}: must be 2 or more"),
-            (0.0 <= self.holdout < 1.0, f"--holdout={self.holdout}: must be in [0, 1)"),
+            (self.holdout is None or 0.0 <= self.holdout < 1.0, f"--holdout={self.holdout}: must be in [0, 1)"),
             (self.gallery_size >= 1, f"--gallery_size={self.gallery_size}: must be at least 1"),
             (self.sheet_rows >= 1, f"--sheet_rows={self.sheet_rows}: must be at least 1"),
         ):
@@ -74,6 +76,20 @@ class EvaluateConfig:
         folder = self.output_dir or os.path.dirname(os.path.abspath(self.swapped))
         stem = os.path.splitext(os.path.basename(self.swapped))[0]
         return os.path.join(folder, f"{stem}_{suffix}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameMatch:
+    """Where the swapped video begins in the original, and how well its first frames match."""
+
+    offset: int
+    error: float  # mean |difference| of the thumbnails, of 255
+    other_offset: int | None = None  # the best match elsewhere (not within a few frames)
+    other_error: float | None = None
+
+    @property
+    def ambiguous(self) -> bool:
+        return self.other_error is not None and self.other_error < 1.25 * self.error + 0.5
 
 
 def run(config: EvaluateConfig, log=sys.stderr) -> dict:
@@ -88,31 +104,40 @@ def run(config: EvaluateConfig, log=sys.stderr) -> dict:
     if (original.width, original.height) != (swapped.width, swapped.height):
         raise UserError(f"{config.swapped}: {swapped.width}x{swapped.height}, but {config.original} is "
                         f"{original.width}x{original.height}: it was not made from it")
+    if original.fps and swapped.fps and abs(original.fps - swapped.fps) > 0.01 * original.fps:
+        log.write(f"warning: {config.swapped} runs at {swapped.fps:g} frames/s and {config.original} at "
+                  f"{original.fps:g}: frames are paired one to one all the same\n")
+    training = exporter.read_training_config(config.model_dir) if config.model_dir else None
+    holdout = _holdout(config, training)
     start = None if config.start is None else int(round(config.start * (original.fps or 25.0)))
-    offset, match_error = find_offset(config.original, config.swapped, start)
+    match = find_offset(config.original, config.swapped, start, log)
     how = "found by content" if start is None else f"--start={config.start}"
-    log.write(f"{config.swapped}: from frame {offset} of {config.original} ({how}, mean difference "
-              f"{match_error:.1f}/255)\n")
+    log.write(f"{config.swapped}: from frame {match.offset} of {config.original} ({how}, mean difference "
+              f"{match.error:.1f}/255)\n")
+    if match.ambiguous:
+        log.write(f"warning: frames from {match.other_offset} match about as well (mean difference "
+                  f"{match.other_error:.1f}/255); if the pairing is wrong, pass --start\n")
     crop = data.describe_faces(config.faces_a)
     describer = identity.FaceDescriber()
-    galleries = {side: identity.Gallery(metrics.describe(describer, metrics.aligned_faces(
-        folder, config.holdout, "train", config.gallery_size)))
-        for side, folder in (("a", config.faces_a), ("b", config.faces_b))}
+    galleries = {side: metrics.gallery(describer, folder, holdout, config.gallery_size)
+                 for side, folder in (("a", config.faces_a), ("b", config.faces_b))}
+    held_out = _held_out(config, training, holdout, describer, galleries) if training else None
     measure = _FrameMeasure(describer, galleries, crop["crop_size"], crop["padding"],
                             detect.FaceDetector(detect.DetectorConfig(min_face_size=config.min_face_size)))
-    frames, sheet = _measure_frames(config, offset, swapped.frames, measure, log)
+    frames, sheet = _measure_frames(config, match.offset, swapped.frames, measure, log)
     report = {
         "format": REPORT_FORMAT, "format_version": REPORT_VERSION,
         "inputs": {
             "original": config.original, "swapped": config.swapped, "faces_a": config.faces_a,
-            "faces_b": config.faces_b, "model_dir": config.model_dir, "first_frame": offset,
-            "frames": len(frames), "fps": original.fps, "frame_match_error": match_error,
+            "faces_b": config.faces_b, "model_dir": config.model_dir, "holdout": holdout,
+            "first_frame": match.offset, "frames": len(frames), "fps": original.fps,
+            "frame_match": dataclasses.asdict(match) | {"ambiguous": match.ambiguous},
             "gallery_faces": {side: len(g) for side, g in galleries.items()},
             "swapped_metadata": {k: v for k, v in video.read_metadata(config.swapped).items()
                                  if k in ("synthetic_media", "generator", "generator_model", "comment")},
         },
         "summary": summarise(frames),
-        "held_out": _held_out(config, describer) if config.model_dir else None,
+        "held_out": held_out() if held_out else None,
         "frames": frames,
     }
     report["seconds"] = round(time.perf_counter() - started, 1)
@@ -129,23 +154,44 @@ def run(config: EvaluateConfig, log=sys.stderr) -> dict:
     return report
 
 
-def find_offset(original: str, swapped: str, start: int | None = None) -> tuple[int, float]:
-    """The frame of `original` where `swapped` begins, by matching thumbnails of swapped's
-    first frames against every stretch of the original (or only the one at `start`); and the
-    mean difference there. A swap changes only the faces, so the true stretch differs little."""
-    def thumbs(frames):
-        size = (_THUMB, _THUMB)
-        return [cv2.resize(f, size, interpolation=cv2.INTER_AREA).astype(np.float32) for f in frames]
+def _holdout(config: EvaluateConfig, training: dict | None) -> float:
+    """The held-out share: the one the model was trained with, so that held-out means held out."""
+    trained = training.get("holdout") if training else None
+    if trained is not None and config.holdout is not None and abs(trained - config.holdout) > 1e-9:
+        raise UserError(f"--holdout={config.holdout}: {config.model_dir} was trained with --holdout={trained}, "
+                        "which decides the faces it never saw; leave --holdout out")
+    holdout = trained if trained is not None else (0.2 if config.holdout is None else config.holdout)
+    if training and holdout <= 0:
+        raise UserError(f"{config.model_dir}: trained with --holdout=0, so it has no held-out faces to measure")
+    return holdout
 
-    ours = np.stack(thumbs(itertools.islice(media.iter_video(swapped), _MATCH_FRAMES)))
-    sources = media.iter_video(original)
+
+def _decoded(path: str, log):
+    """The frames of a video; a video that stops decoding part-way ends there, with a warning."""
+    try:
+        yield from media.iter_video(path)
+    except media.DecodeError as error:
+        log.write(f"warning: {error}; the frames before are used\n")
+
+
+def find_offset(original: str, swapped: str, start: int | None = None, log=sys.stderr) -> FrameMatch:
+    """Where `swapped` begins in `original`: its first frames' thumbnails matched against every
+    stretch of the original (or only the one at `start`). A swap changes only the faces, so
+    the true stretch differs little. Memory stays constant however long the videos are."""
+    def thumb(frame):
+        return cv2.resize(frame, (_THUMB, _THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+    ours = [thumb(frame) for frame in itertools.islice(_decoded(swapped, log), _MATCH_FRAMES)]
+    sources = _decoded(original, log)
     if start is not None:
         sources = itertools.islice(sources, start, start + len(ours))
-    theirs = thumbs(sources)
-    if len(theirs) < len(ours):
+    window, errors = collections.deque(maxlen=len(ours)), []
+    for frame in sources:
+        window.append(thumb(frame))
+        if len(window) == len(ours):
+            errors.append(float(np.mean([np.abs(a - b).mean() for a, b in zip(window, ours, strict=True)])))
+    if not errors:
         raise UserError(f"{swapped}: longer than {original} from frame {start or 0}, so not made from it")
-    theirs = np.stack(theirs)
-    errors = [float(np.abs(theirs[i:i + len(ours)] - ours).mean()) for i in range(len(theirs) - len(ours) + 1)]
     best = int(np.argmin(errors))
     if errors[best] > _MAX_MATCH_ERROR:
         if start is None:
@@ -153,7 +199,9 @@ def find_offset(original: str, swapped: str, start: int | None = None) -> tuple[
                             f"{errors[best]:.0f}/255 at best); pass --start if it was made from it")
         raise UserError(f"{swapped}: does not look like {original} from frame {start} (--start; mean "
                         f"difference {errors[best]:.0f}/255)")
-    return (start or 0) + best, errors[best]
+    others = [(error, i) for i, error in enumerate(errors) if abs(i - best) > _MATCH_FRAMES]
+    other_error, other = min(others) if others else (None, None)
+    return FrameMatch((start or 0) + best, errors[best], other, other_error)
 
 
 class _FrameMeasure:
@@ -168,14 +216,18 @@ class _FrameMeasure:
     def __call__(self, index: int, source: np.ndarray, swapped: np.ndarray) -> dict:
         height, width = source.shape[:2]
         originals, candidates = self.detector(source), self.detector(swapped)
-        faces, hull, crops = [], np.zeros((height, width), bool), np.zeros((height, width), np.uint8)
-        corners = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float64) * self.crop_size
+        faces, hull = [], np.zeros((height, width), bool)
         for face in originals:
             hull |= masks.face_mask(face.landmarks, (height, width)) > 127
+            faces.append(self._face(face, _best_match(face, candidates), swapped, (width, height)))
+        # The background leaves out the crops of the faces found in either frame: a face the
+        # converter tracked where this detector missed it in the original is not background.
+        crops = np.zeros((height, width), np.uint8)
+        corners = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float64) * self.crop_size
+        for face in originals + candidates:
             matrix = align.alignment_matrix(face.landmarks, self.crop_size, self.padding)
             outline = align.transform_points(align.invert(matrix), corners)
             cv2.fillConvexPoly(crops, np.round(outline).astype(np.int32), 1)
-            faces.append(self._face(face, _best_match(face, candidates), swapped, (width, height)))
         background = crops == 0
         error = metrics.mse(source[background], swapped[background]) if background.any() else None
         entry = {"frame": index, "faces": faces, "background_mse": error,
@@ -204,6 +256,7 @@ class _FrameMeasure:
             "closer_to_b": bool(found["closer_to_b"][0]),
             "pose_swapped": swapped_pose.round(2).tolist(),
             "pose_error": pose.angle_difference(original_pose, swapped_pose).round(2).tolist(),
+            "pose_rotation_error": round(pose.rotation_between(original_pose, swapped_pose), 2),
             "expression_error": round(metrics.expression_error(face.landmarks, match.landmarks), 4),
         })
         return entry
@@ -217,21 +270,22 @@ def _best_match(face: detect.Face, candidates: list[detect.Face]) -> detect.Face
 
 def _measure_frames(config, offset, expected, measure, log) -> tuple[list[dict], list]:
     """Per-frame entries, and the (entry, original, swapped) rows chosen for the contact sheet."""
-    count = min(expected or config.max_frames or 1, config.max_frames or expected or 1)
-    chosen = set(np.linspace(0, count - 1, config.sheet_rows).round().astype(int).tolist())
-    sources = itertools.islice(media.iter_video(config.original), offset, None)
-    swaps = media.iter_video(config.swapped)
-    if config.max_frames:
-        swaps = itertools.islice(swaps, config.max_frames)
+    count = min(n for n in (expected, config.max_frames) if n) if (expected or config.max_frames) else None
+    if count:
+        chosen = set(np.linspace(0, count - 1, config.sheet_rows).round().astype(int).tolist())
+    else:  # the length is unknown: a frame a second, roughly
+        chosen = set(range(0, 30 * config.sheet_rows, 30))
+    sources = itertools.islice(_decoded(config.original, log), offset, None)
+    swaps = itertools.islice(_decoded(config.swapped, log), config.max_frames)
     frames, sheet = [], []
-    try:
-        for index, (source, swapped) in enumerate(zip(sources, swaps, strict=False)):  # either may end first
-            entry = measure(offset + index, source, swapped)
-            frames.append(entry)
-            if index in chosen:
-                sheet.append((entry, source, swapped))
-    except media.DecodeError as error:
-        log.write(f"warning: {error}; the frames before are evaluated\n")
+    progress = Progress(count, "frames", stream=log)
+    for index, (source, swapped) in enumerate(zip(sources, swaps, strict=False)):  # either may end first
+        entry = measure(offset + index, source, swapped)
+        frames.append(entry)
+        if index in chosen:
+            sheet.append((entry, source, swapped))
+        progress.update()
+    progress.close()
     if len(frames) < 2:
         raise UserError(f"{config.swapped}: fewer than 2 frames to compare with {config.original}")
     return frames, sheet
@@ -243,14 +297,15 @@ def summarise(frames: list[dict]) -> dict:
     found = [face for face in faces if face["found"]]
     summary = {"frames": len(frames), "faces": len(faces), "faces_found_in_swapped": len(found)}
     if found:
-        errors = np.array([face["pose_error"] for face in found])
+        errors = np.array([face["pose_error"] for face in found])  # NaN where a pose fit failed
         summary["identity"] = {
             "closer_to_b": float(np.mean([face["closer_to_b"] for face in found])),
             "distance_a": float(np.mean([face["distance_a"] for face in found])),
             "distance_b": float(np.mean([face["distance_b"] for face in found])),
         }
-        summary["pose_error_degrees"] = {axis: float(errors[:, i].mean()) for i, axis in enumerate(pose.AXES)}
-        summary["pose_error_degrees"]["l2"] = float(np.linalg.norm(errors, axis=1).mean())
+        summary["pose_error_degrees"] = {axis: float(np.nanmean(column)) for axis, column in zip(
+            pose.AXES, errors.T, strict=True)}
+        summary["pose_error_degrees"]["rotation"] = float(np.nanmean([f["pose_rotation_error"] for f in found]))
         summary["expression_error"] = float(np.mean([face["expression_error"] for face in found]))
     changes = [(e["change_original"], e["change_swapped"]) for e in frames if "change_original" in e]
     if changes:
@@ -264,18 +319,23 @@ def summarise(frames: list[dict]) -> dict:
     return summary
 
 
-def _held_out(config: EvaluateConfig, describer) -> dict:
-    encoder, decoders, step, training = exporter.restore_generator(config.model_dir)
+def _held_out(config: EvaluateConfig, training: dict, holdout: float, describer, galleries):
+    """The held-out measurement, prepared now (so that a model problem shows before the long
+    part) and run when called."""
+    encoder, decoders, step, _ = exporter.restore_generator(config.model_dir)
     evaluation = metrics.HeldOutEvaluation(
-        {"a": config.faces_a, "b": config.faces_b}, config.holdout, training["model"]["resolution"],
-        training["coverage"], describer, config.gallery_size)
+        {"a": config.faces_a, "b": config.faces_b}, holdout, training["model"]["resolution"],
+        training["coverage"], describer, galleries=galleries)
 
     def decode(side, views):
         out = decoders[side](encoder(views, training=False), training=False)
         return out["rgb"], out["mask"]
 
-    return {"step": step, "faces": {side: len(evaluation.held[side].crops) for side in evaluation.held},
-            **evaluation(decode)}
+    def measure() -> dict:
+        return {"step": step, "faces": {side: len(evaluation.held[side].crops) for side in evaluation.held},
+                **evaluation(decode)}
+
+    return measure
 
 
 # --- the outputs ------------------------------------------------------------------------
@@ -308,7 +368,7 @@ def _row_label(entry: dict) -> str:
     face = faces[0]
     nearer = "B" if face["closer_to_b"] else "A"
     return (f"frame {entry['frame']}: nearer {nearer} (to A {face['distance_a']:.2f}, "
-            f"to B {face['distance_b']:.2f}), pose error {np.linalg.norm(face['pose_error']):.1f} deg, "
+            f"to B {face['distance_b']:.2f}), pose error {face['pose_rotation_error']:.1f} deg, "
             f"expression {face['expression_error']:.3f}")
 
 
@@ -318,10 +378,11 @@ def summary_lines(report: dict) -> list[str]:
              "found in the swapped video"]
     if "identity" in s:
         i, p = s["identity"], s["pose_error_degrees"]
-        lines.append(f"identity retrieval: {i['closer_to_b']:.0%} nearer B (distance to A "
+        lines.append(f"identity retrieval: {i['closer_to_b']:.0%} of the faces found nearer B (distance to A "
                      f"{i['distance_a']:.3f}, to B {i['distance_b']:.3f})")
         lines.append(f"pose error: yaw {p['yaw']:.2f}, pitch {p['pitch']:.2f}, roll {p['roll']:.2f} degrees "
-                     f"(vector {p['l2']:.2f}); expression error {s['expression_error']:.3f} of the eye span")
+                     f"(rotation {p['rotation']:.2f}); expression error {s['expression_error']:.3f} of the "
+                     "eye span")
     if "flicker" in s and s["flicker"]["ratio"] is not None:
         lines.append(f"flicker: {s['flicker']['ratio']:.2f}x the original's frame-to-frame change in the face")
     if "background_psnr" in s:
@@ -348,7 +409,9 @@ def markdown(report: dict, sheet_name: str) -> str:
         f"# Evaluation of {os.path.basename(inputs['swapped'])}",
         "",
         f"- Swapped video: `{inputs['swapped']}`: {inputs['frames']} frames, made from frames "
-        f"{inputs['first_frame']}-{inputs['first_frame'] + inputs['frames'] - 1} of `{inputs['original']}`.",
+        f"{inputs['first_frame']}-{inputs['first_frame'] + inputs['frames'] - 1} of `{inputs['original']}`"
+        + (" (**the pairing is ambiguous**: another stretch matches about as well)"
+           if inputs["frame_match"]["ambiguous"] else "") + ".",
         f"- Synthetic-media label in its metadata: {'present' if label else '**absent**'}"
         + (f" ({inputs['swapped_metadata'].get('generator_model')})" if label else "") + ".",
         f"- Galleries: {inputs['gallery_faces']['a']} training faces of A (`{inputs['faces_a']}`), "
@@ -362,14 +425,15 @@ def markdown(report: dict, sheet_name: str) -> str:
     if "identity" in s:
         i, p = s["identity"], s["pose_error_degrees"]
         out += [
-            f"| identity retrieval | **{i['closer_to_b']:.0%}** of swapped faces nearer B | nearest "
-            "neighbour among the A and B galleries by dlib's 128-D face descriptor (a stand-in for "
-            "ArcFace/CosFace) |",
+            f"| identity retrieval | **{i['closer_to_b']:.0%}** of the {s['faces_found_in_swapped']} swapped "
+            f"faces found ({s['faces']} in the original) nearer B | nearest neighbour among the A and B "
+            "galleries by dlib's 128-D face descriptor (a stand-in for ArcFace/CosFace) |",
             f"| descriptor distance | to A {i['distance_a']:.3f}, to B {i['distance_b']:.3f} | mean "
             "distance to each gallery's nearest face; dlib calls two faces the same person below 0.6 |",
-            f"| pose error | yaw {p['yaw']:.2f}°, pitch {p['pitch']:.2f}°, roll {p['roll']:.2f}° "
-            f"(vector {p['l2']:.2f}°) | swapped vs original head pose from the 68 landmarks with "
-            "`cv2.solvePnP` on a generic head (a stand-in for Hopenet) |",
+            f"| pose error | yaw {p['yaw']:.2f}°, pitch {p['pitch']:.2f}°, roll {p['roll']:.2f}°; "
+            f"rotation {p['rotation']:.2f}° | swapped vs original head pose from the landmarks with "
+            "`cv2.solvePnP` on a generic head (a stand-in for Hopenet); the rotation is the angle "
+            "between the two head orientations |",
             f"| expression error | {s['expression_error']:.3f} | mean distance of the 51 inner landmarks "
             "after a similarity fit, over the inter-ocular distance (a stand-in for 3DMM expression "
             "coefficients) |",
@@ -378,7 +442,8 @@ def markdown(report: dict, sheet_name: str) -> str:
         f = s["flicker"]
         out.append(f"| temporal flicker | {f['ratio']:.2f}x the original | mean frame-to-frame change "
                    f"inside the face hulls: {f['change_swapped']:.2f} swapped against "
-                   f"{f['change_original']:.2f} original (of 255) |")
+                   f"{f['change_original']:.2f} original (of 255); below 1 can be blur as well as "
+                   "steadiness |")
     if "background_psnr" in s:
         b = s["background_psnr"]
         out.append(f"| background PSNR | {_db(b['mean'])} (worst frame {_db(b['worst_frame'])}) | outside the "

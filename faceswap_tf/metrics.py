@@ -7,7 +7,7 @@ run on a CPU from packaged model files:
 - identity: dlib's 128-D face descriptor (a ResNet, 99.38% on LFW) instead of ArcFace or
   CosFace embeddings; retrieval is nearest-neighbour search over the two people's galleries;
 - pose: `faces.pose` (solvePnP of the landmarks on a generic head) instead of Hopenet;
-- expression: the 68 landmarks after a similarity fit, over the inter-ocular distance, instead
+- expression: the 51 inner landmarks after a similarity fit, over the inter-ocular distance, instead
   of a 3D morphable model's expression coefficients (the landmarks also carry some of the
   face's shape, so two people making the same expression still differ a little).
 """
@@ -81,6 +81,11 @@ def describe(describer: identity.FaceDescriber, faces: AlignedFaces) -> np.ndarr
     return np.stack([describer.describe(crop, points) for crop, points in pairs])
 
 
+def gallery(describer: identity.FaceDescriber, folder: str, holdout: float, size: int) -> identity.Gallery:
+    """A person's gallery: `size` faces evenly spread over the training part of their frames."""
+    return identity.Gallery(describe(describer, aligned_faces(folder, holdout, "train", size)))
+
+
 def retrieval(descriptors: np.ndarray, galleries: dict[str, identity.Gallery]) -> dict[str, np.ndarray]:
     """Per face, its distance to each person's gallery ("distance_a", "distance_b") and whether
     it is nearer B's ("closer_to_b")."""
@@ -100,10 +105,11 @@ class HeldOutEvaluation:
     """
 
     def __init__(self, faces: dict[str, str], holdout: float, resolution: int, coverage: float,
-                 describer: identity.FaceDescriber | None = None, gallery_size: int = 30, probe_size: int = 16):
+                 describer: identity.FaceDescriber | None = None, gallery_size: int = 30, probe_size: int = 16,
+                 galleries: dict[str, identity.Gallery] | None = None):
         self.describer = describer or identity.FaceDescriber()
-        self.galleries = {side: identity.Gallery(describe(self.describer, aligned_faces(
-            faces[side], holdout, "train", gallery_size))) for side in SIDES}
+        self.galleries = galleries or {side: gallery(self.describer, faces[side], holdout, gallery_size)
+                                       for side in SIDES}
         self.held = {side: aligned_faces(faces[side], holdout, "held", probe_size) for side in SIDES}
         self.framings = {side: data.Framing(self.held[side].crops.shape[1], resolution, coverage)
                          for side in SIDES}

@@ -456,7 +456,8 @@ def save_config(config: TrainConfig) -> None:
     if faces["a"]["padding"] != faces["b"]["padding"]:
         raise UserError(f"{config.data.faces_a} and {config.data.faces_b}: faces extracted with "
                         f"different --padding ({faces['a']['padding']}, {faces['b']['padding']})")
-    document = {"model": dataclasses.asdict(config.model), "coverage": config.data.coverage, "faces": faces}
+    document = {"model": dataclasses.asdict(config.model), "coverage": config.data.coverage,
+                "holdout": config.data.holdout, "faces": faces}
     path = os.path.join(config.model_dir, "config.json")
     tmp = path + ".tmp"
     with open(tmp, "w") as out:

@@ -70,6 +70,21 @@ def head_pose(landmarks: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
     return np.degrees([yaw, pitch, roll])
 
 
+def rotation(angles: np.ndarray) -> np.ndarray:
+    """The 3x3 rotation Rz(roll) Ry(yaw) Rx(pitch) of [yaw, pitch, roll] in degrees."""
+    yaw, pitch, roll = np.radians(angles)
+    rx = np.array([[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]])
+    ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+    rz = np.array([[np.cos(roll), -np.sin(roll), 0], [np.sin(roll), np.cos(roll), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def rotation_between(a: np.ndarray, b: np.ndarray) -> float:
+    """The angle in degrees of the rotation taking head pose `a` to `b` ([yaw, pitch, roll])."""
+    vector, _ = cv2.Rodrigues(rotation(a).T @ rotation(b))  # precise near 0, unlike arccos of the trace
+    return float(np.degrees(np.linalg.norm(vector)))
+
+
 def angle_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-axis absolute difference of two [yaw, pitch, roll] in degrees, wrapped to [0, 180]."""
     return np.abs((np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0)

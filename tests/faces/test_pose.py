@@ -31,6 +31,14 @@ def test_a_projected_head_gives_back_its_angles(angles):
     np.testing.assert_allclose(pose.head_pose(landmarks, size), angles, atol=0.01)
 
 
+def test_rotation_between_two_poses_is_the_angle_of_the_turn_between_them():
+    assert pose.rotation_between([10, -5, 3], [10, -5, 3]) == 0.0
+    assert abs(pose.rotation_between([0, 0, 0], [30, 0, 0]) - 30) < 1e-9
+    assert abs(pose.rotation_between([20, 0, 0], [0, 0, 20]) - 28.0) < 0.5  # two 20 degree turns
+    turn = pose.rotation([25, -10, 5]) @ pose.rotation([0, 0, 0])
+    np.testing.assert_allclose(turn, rotation(25, -10, 5), atol=1e-12)
+
+
 def test_angle_difference_wraps_around():
     np.testing.assert_allclose(pose.angle_difference([179, -5, 0], [-179, 5, 90]), [2, 10, 90])
 
