@@ -31,7 +31,7 @@ import time
 import cv2
 import numpy as np
 
-from faceswap_tf import data, exporter, media, metrics
+from faceswap_tf import data, exporter, files, media, metrics
 from faceswap_tf.convert import video
 from faceswap_tf.errors import UserError
 from faceswap_tf.faces import align, detect, identity, masks, pose
@@ -141,12 +141,12 @@ def run(config: EvaluateConfig, log=sys.stderr) -> dict:
         "frames": frames,
     }
     report["seconds"] = round(time.perf_counter() - started, 1)
-    _write_text(config.output_path("report.json"), json.dumps(_finite(report), indent=1) + "\n")
+    files.write_atomic(config.output_path("report.json"), json.dumps(_finite(report), indent=1) + "\n")
     sheet_path = config.output_path("contact_sheet.png")
     video.write_image(sheet_path, contact_sheet(sheet), video.synthetic_tags(
         f"Synthetic media: original | swapped frames of {os.path.basename(config.swapped)}, "
         f"made by {video.GENERATOR}", report["inputs"]["swapped_metadata"].get("generator_model", "unknown")))
-    _write_text(config.output_path("report.md"), markdown(report, os.path.basename(sheet_path)))
+    files.write_atomic(config.output_path("report.md"), markdown(report, os.path.basename(sheet_path)))
     for line in summary_lines(report):
         log.write(line + "\n")
     log.write(f"wrote {config.output_path('report.md')}, {config.output_path('report.json')} "
@@ -216,16 +216,20 @@ class _FrameMeasure:
     def __call__(self, index: int, source: np.ndarray, swapped: np.ndarray) -> dict:
         height, width = source.shape[:2]
         originals, candidates = self.detector(source), self.detector(swapped)
+        # Frame -> aligned-crop matrices of the faces found in either frame, each fitted once.
+        matrices = [align.alignment_matrix(face.landmarks, self.crop_size, self.padding)
+                    for face in originals + candidates]
+        found = dict(zip(map(id, candidates), matrices[len(originals):], strict=True))
         faces, hull = [], np.zeros((height, width), bool)
         for face in originals:
             hull |= masks.face_mask(face.landmarks, (height, width)) > 127
-            faces.append(self._face(face, _best_match(face, candidates), swapped, (width, height)))
+            match = _best_match(face, candidates)
+            faces.append(self._face(face, match, match and found[id(match)], swapped, (width, height)))
         # The background leaves out the crops of the faces found in either frame: a face the
         # converter tracked where this detector missed it in the original is not background.
         crops = np.zeros((height, width), np.uint8)
         corners = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float64) * self.crop_size
-        for face in originals + candidates:
-            matrix = align.alignment_matrix(face.landmarks, self.crop_size, self.padding)
+        for matrix in matrices:
             outline = align.transform_points(align.invert(matrix), corners)
             cv2.fillConvexPoly(crops, np.round(outline).astype(np.int32), 1)
         background = crops == 0
@@ -239,13 +243,13 @@ class _FrameMeasure:
         self.previous = (source, swapped)
         return entry
 
-    def _face(self, face: detect.Face, match: detect.Face | None, swapped: np.ndarray, size) -> dict:
+    def _face(self, face: detect.Face, match: detect.Face | None, matrix: np.ndarray | None,
+              swapped: np.ndarray, size) -> dict:
         original_pose = pose.head_pose(face.landmarks, size)
         entry = {"box": list(face.box), "pose_original": original_pose.round(2).tolist(),
                  "found": match is not None}
         if match is None:
             return entry
-        matrix = align.alignment_matrix(match.landmarks, self.crop_size, self.padding)
         crop = align.warp_face(swapped, matrix, self.crop_size)
         descriptor = self.describer.describe(crop, align.transform_points(matrix, match.landmarks))
         found = metrics.retrieval(descriptor[None], self.galleries)
@@ -491,13 +495,3 @@ def _finite(value):
         return [_finite(v) for v in value]
     return value
 
-
-def _write_text(path: str, text: str) -> None:
-    tmp = video.partial_path(path)
-    try:
-        with open(tmp, "w") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

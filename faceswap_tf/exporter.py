@@ -31,7 +31,7 @@ import time
 import keras
 import tensorflow as tf
 
-from faceswap_tf import data, models
+from faceswap_tf import data, files, models
 from faceswap_tf.errors import UserError
 from faceswap_tf.faces import align
 from faceswap_tf.serving import METADATA_FORMAT
@@ -282,9 +282,7 @@ def write_models_config(export_dir: str, file_name: str = MODELS_CONFIG, base_pa
                   '    model_platform: "tensorflow"', "  }"]
     lines.append("}")
     path = os.path.join(export_dir, file_name)
-    with open(path + ".tmp", "w") as out:
-        out.write("\n".join(lines) + "\n")
-    os.replace(path + ".tmp", path)
+    files.write_atomic(path, "\n".join(lines) + "\n")
     return path
 
 

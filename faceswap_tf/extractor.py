@@ -15,7 +15,7 @@ import time
 import cv2
 import numpy as np
 
-from faceswap_tf import media
+from faceswap_tf import files, media
 from faceswap_tf.errors import UserError
 from faceswap_tf.faces import align, alignments, detect, identity
 from faceswap_tf.progress import Progress
@@ -295,7 +295,7 @@ class _Worker:
                                 cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
         if not ok:
             raise RuntimeError(f"PNG encoding failed for {name}")
-        _write_atomic(os.path.join(config.output_dir, name), png.tobytes())
+        files.write_atomic(os.path.join(config.output_dir, name), png.tobytes())
         timings["warp"] += middle - start
         timings["write"] += time.perf_counter() - middle
         return alignments.FaceRecord(
@@ -303,13 +303,6 @@ class _Worker:
             landmarks=face.landmarks.astype(np.float64), matrix=matrix,
             size=config.size, padding=config.padding, file=name,
         )
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as out:
-        out.write(data)
-    os.replace(tmp, path)
 
 
 def _init_worker(config, reference):

@@ -10,7 +10,7 @@ import os
 
 from absl import flags
 
-from faceswap_tf import app, data, losses, models, trainer
+from faceswap_tf import app, data, files, losses, models, trainer
 
 _FACES_A = flags.DEFINE_string("faces_a", None, "Extract output folder of person A.", required=True)
 _FACES_B = flags.DEFINE_string("faces_b", None, "Extract output folder of person B.", required=True)
@@ -87,10 +87,7 @@ def main(argv):
     del argv
     config = config_from_flags()
     os.makedirs(config.model_dir, exist_ok=True)
-    path = os.path.join(config.model_dir, "flags.txt")
-    with open(path + ".tmp", "w") as out:
-        out.write(flags.FLAGS.flags_into_string())
-    os.replace(path + ".tmp", path)
+    files.write_atomic(os.path.join(config.model_dir, "flags.txt"), flags.FLAGS.flags_into_string())
     trainer.run(config)
 
 

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from faceswap_tf import data, losses, metrics, models
+from faceswap_tf import data, files, losses, metrics, models
 from faceswap_tf.errors import UserError
 from faceswap_tf.progress import clock
 
@@ -416,10 +416,7 @@ def _write_preview(trainer, preview_faces, model_dir, step):
     tf.summary.image("preview", grid[None], step=step)
     path = os.path.join(model_dir, "preview.png")
     ok, png = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as out:
-        out.write(png.tobytes())
-    os.replace(tmp, path)
+    files.write_atomic(path, png.tobytes())
 
 
 def _format(values) -> str:
@@ -458,8 +455,4 @@ def save_config(config: TrainConfig) -> None:
                         f"different --padding ({faces['a']['padding']}, {faces['b']['padding']})")
     document = {"model": dataclasses.asdict(config.model), "coverage": config.data.coverage,
                 "holdout": config.data.holdout, "faces": faces}
-    path = os.path.join(config.model_dir, "config.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as out:
-        json.dump(document, out, indent=1)
-    os.replace(tmp, path)
+    files.write_atomic(os.path.join(config.model_dir, "config.json"), json.dumps(document, indent=1))

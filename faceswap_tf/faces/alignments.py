@@ -26,10 +26,10 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 
 import numpy as np
 
+from faceswap_tf import files
 from faceswap_tf.errors import UserError
 from faceswap_tf.faces import align
 
@@ -80,17 +80,7 @@ def save(path: str, faces: list[FaceRecord]) -> None:
         "template": align.TEMPLATE_NAME,
         "faces": [face.to_json() for face in sorted(faces, key=lambda f: f.key)],
     }
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, tmp = tempfile.mkstemp(prefix=".alignments-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(document, out, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    files.write_atomic(path, json.dumps(document, indent=1))
 
 
 def load(path: str) -> list[FaceRecord]:

@@ -4,6 +4,7 @@ import os
 import numpy as np
 import pytest
 
+from faceswap_tf import files
 from faceswap_tf.errors import UserError
 from faceswap_tf.faces import align, alignments
 
@@ -94,10 +95,10 @@ def test_a_failed_save_leaves_the_previous_file_and_no_temporary(tmp_path, monke
     alignments.save(path, [record(0)])
     before = open(path).read()
 
-    def broken_dump(*args, **kwargs):
+    def disk_full(*args, **kwargs):  # fails once the temporary file is written, before the rename
         raise OSError("disk full")
 
-    monkeypatch.setattr(alignments.json, "dump", broken_dump)
+    monkeypatch.setattr(files.os, "fsync", disk_full)
     with pytest.raises(OSError):
         alignments.save(path, [record(0), record(1)])
     assert open(path).read() == before
