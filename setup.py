@@ -33,6 +33,7 @@ setup(
             "faceswap-extract=faceswap_tf.extract:run",
             "faceswap-train=faceswap_tf.train:run",
             "faceswap-export=faceswap_tf.export:run",
+            "faceswap-convert=faceswap_tf.convert.cli:run",
             "faceswap-evaluate=faceswap_tf.evaluate:run",
         ],
     },

@@ -1,18 +1,28 @@
-"""Running an absl entry point so that user mistakes end in one line and a non-zero exit."""
+"""Running an absl entry point so that user mistakes end in one line and a non-zero exit.
+
+Importing this module starts holding back TensorFlow's start-up noise (`quiet`), so every
+entry module imports it before anything that imports TensorFlow.
+"""
 
 import sys
 
-from absl import app
+from faceswap_tf import quiet
 
-from faceswap_tf.errors import UserError
+quiet.install()
+
+from absl import app, flags  # noqa: E402
+
+from faceswap_tf.errors import UserError  # noqa: E402
 
 EXIT_USER_ERROR = 2
 
 
 def run(main) -> None:
-    """absl's `app.run(main)`, with `UserError` printed as `error: ...` and exit code 2."""
+    """absl's `app.run(main)`, with `UserError` printed as `error: ...` and exit code 2.
+    `--verbosity=1` (`-v 1`) also shows TensorFlow's start-up log."""
 
     def guarded(argv):
+        quiet.release(verbose=flags.FLAGS.verbosity >= 1)
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
         try:

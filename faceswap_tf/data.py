@@ -12,7 +12,6 @@ random warp: the model's input is the face distorted by a smooth random grid, it
 undistorted face, so the autoencoder has to learn faces rather than copy pixels.
 """
 
-import collections
 import dataclasses
 import math
 import os
@@ -21,8 +20,10 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from faceswap_tf import run_record
 from faceswap_tf.errors import UserError
-from faceswap_tf.faces import align, alignments, masks
+from faceswap_tf.faces import alignments, masks
+from faceswap_tf.framing import Framing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,34 +43,17 @@ class DataConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not 0.3 <= self.coverage <= 1.0:
-            raise UserError(f"--coverage={self.coverage}: must be in [0.3, 1]")
         if not 0.0 <= self.holdout < 1.0:
             raise UserError(f"--holdout={self.holdout}: must be in [0, 1)")
         if self.batch_size < 1:
             raise UserError(f"--batch_size={self.batch_size}: must be at least 1")
 
 
-def split_holdout(records, holdout: float):
-    """(train, held out): per source, the faces in the last `holdout` of its frame range."""
-    train, held = [], []
-    by_source = {}
-    for record in records:
-        by_source.setdefault(record.source, []).append(record)
-    for faces in by_source.values():
-        last = max(face.frame for face in faces) + 1
-        cut = math.ceil(last * (1.0 - holdout)) if holdout else last + 1
-        for face in faces:
-            (held if face.frame >= cut else train).append(face)
-    return train, held
-
-
-def load_faces(folder: str, resolution: int, coverage: float, holdout: float = 0.0,
-               which: str = "train") -> np.ndarray:
-    """uint8 [N, R, R, 5]: RGB, face mask, eye+mouth mask of one person's aligned faces."""
+def load_faces(folder: str, view: Framing, holdout: float = 0.0, which: str = "train") -> np.ndarray:
+    """uint8 [N, R, R, 5]: RGB, face mask, eye+mouth mask of one person's aligned faces, in
+    the network's view of `view` (a model's framing)."""
     records = face_records(folder, holdout, which)
-    return np.stack([_model_view(read_crop(folder, record), record, resolution, coverage)
-                     for record in records])
+    return np.stack([model_view(read_crop(folder, record), record, view) for record in records])
 
 
 def face_records(folder: str, holdout: float, which: str = "train") -> list:
@@ -77,7 +61,7 @@ def face_records(folder: str, holdout: float, which: str = "train") -> list:
     path = os.path.join(folder, alignments.FILE_NAME)
     if not os.path.exists(path):
         raise UserError(f"{folder}: no {alignments.FILE_NAME}; run faceswap_tf.extract first")
-    train, held = split_holdout(alignments.load(path), holdout)
+    train, held = run_record.split_holdout(alignments.load(path), holdout)
     records = train if which == "train" else held
     if not records:
         raise UserError(f"{path}: no {which} faces (holdout {holdout})")
@@ -94,87 +78,16 @@ def read_crop(folder: str, record) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def describe_faces(folder: str) -> dict:
-    """What export needs to know of a person's training faces: a name (the stem of the source
-    most of them came from), the aligned crop size and padding, and the alignment template."""
-    path = os.path.join(folder, alignments.FILE_NAME)
-    if not os.path.exists(path):
-        raise UserError(f"{folder}: no {alignments.FILE_NAME}; run faceswap_tf.extract first")
-    records = alignments.load(path)
-    if not records:
-        raise UserError(f"{path}: no faces")
-    sources = collections.Counter(record.source for record in records)
-    crops = {(record.size, record.padding) for record in records}
-    if len(crops) > 1:
-        raise UserError(f"{path}: faces of several crop sizes or paddings {sorted(crops)}; "
-                        "extract them again with one --size and --padding")
-    (size, padding), = crops
-    name = os.path.splitext(os.path.basename(sources.most_common(1)[0][0]))[0]
-    return {"name": name, "crop_size": size, "padding": padding, "template": align.TEMPLATE_NAME}
-
-
-def coverage_matrix(crop_size: int, resolution: int, coverage: float) -> np.ndarray:
-    """2x3 matrix from aligned-crop pixels to the model's view: the centre `coverage` of
-    the crop, scaled to `resolution`."""
-    margin = crop_size * (1.0 - coverage) / 2.0
-    scale = resolution / (crop_size * coverage)
-    return np.array([[scale, 0.0, -margin * scale], [0.0, scale, -margin * scale]])
-
-
-def _affine(images, matrix, size, fill_mode):
-    """images [N, H, W, C] float32 resampled (bilinear) onto a size x size grid whose pixel
-    (x, y) comes from input pixel matrix @ (x, y, 1)."""
-    flat = tf.constant([[*matrix[0], *matrix[1], 0.0, 0.0]], tf.float32)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=flat, output_shape=tf.constant([size, size], tf.int32),
-        fill_value=0.0, interpolation="BILINEAR", fill_mode=fill_mode,
-    )
-
-
-def to_uint8(values):
-    return tf.cast(tf.clip_by_value(tf.round(values), 0.0, 255.0), tf.uint8)
-
-
-class Framing:
-    """The map between an aligned crop of S pixels and the network's view of its centre."""
-
-    def __init__(self, crop_size: int, resolution: int, coverage: float):
-        self.crop_size, self.resolution = crop_size, resolution
-        self.view_from_crop = coverage_matrix(crop_size, resolution, coverage)  # crop -> view
-        self.crop_from_view = align.invert(self.view_from_crop)
-
-    def to_view(self, crops):
-        """uint8 [N, S, S, 3] crops -> float32 [N, R, R, 3] in [-1, 1], the network's input."""
-        view = _affine(tf.cast(crops, tf.float32), self.crop_from_view, self.resolution, "REFLECT")
-        return view / 127.5 - 1.0
-
-    def blend(self, crops, rgb, mask):
-        """The network's rgb [-1, 1] and mask [0, 1] at R, mapped onto the crops and blended;
-        returns swapped uint8, mask float32 and rgb uint8, all at S (0 outside the view)."""
-        both = tf.concat([(tf.cast(rgb, tf.float32) + 1.0) * 127.5, tf.cast(mask, tf.float32)], axis=-1)
-        # crop_and_resize samples output pixel i at box_start * (R - 1) + i * step, the same
-        # bilinear map as the affine view -> crop, at a third of ImageProjectiveTransform's cost.
-        scale, shift = self.view_from_crop[0, 0], self.view_from_crop[0, 2]
-        start = shift / (self.resolution - 1)
-        end = (scale * (self.crop_size - 1) + shift) / (self.resolution - 1)
-        count = tf.shape(both)[0]
-        boxes = tf.tile(tf.constant([[start, start, end, end]], tf.float32), [count, 1])
-        both = tf.image.crop_and_resize(both, boxes, tf.range(count), [self.crop_size, self.crop_size],
-                                        extrapolation_value=0.0)
-        rgb, mask = both[..., :3], both[..., 3:]
-        crops = tf.cast(crops, tf.float32)
-        return {"swapped": to_uint8(crops + mask * (rgb - crops)), "mask": mask, "rgb": to_uint8(rgb)}
-
-
-def _model_view(crop, record, resolution, coverage):
-    """The centre `coverage` of an aligned crop at the model's resolution, with its masks."""
-    matrix = coverage_matrix(record.size, resolution, coverage)
-    rgb = cv2.warpAffine(crop, matrix, (resolution, resolution), flags=cv2.INTER_AREA,
-                         borderMode=cv2.BORDER_REFLECT_101)
-    points = align.transform_points(matrix, record.crop_landmarks())
-    regions = masks.region_masks(points, resolution)
+def model_view(crop: np.ndarray, record, view: Framing) -> np.ndarray:
+    """uint8 [R, R, 5]: an aligned crop in the network's view, with its face mask and its
+    eye+mouth region drawn from the record's landmarks."""
+    if (record.size, record.padding) != (view.crop_size, view.padding):
+        raise UserError(f"{record.file}: a {record.size} px crop with padding {record.padding}, but the model "
+                        f"frames {view.crop_size} px crops with padding {view.padding}")
+    points = view.points_to_view(record.crop_landmarks())
+    regions = masks.region_masks(points, view.resolution)
     eyes_mouth = np.maximum(regions["eyes"], regions["mouth"])
-    return np.concatenate([rgb, regions["face"][..., None], eyes_mouth[..., None]], axis=-1)
+    return np.concatenate([view.to_view(crop), regions["face"][..., None], eyes_mouth[..., None]], axis=-1)
 
 
 def dataset(faces: np.ndarray, config: DataConfig, start_step: int = 0, side: int = 0):

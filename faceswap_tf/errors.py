@@ -3,3 +3,10 @@
 
 class UserError(Exception):
     """A problem with the user's input or flags; the message names the file and the problem."""
+
+
+def brief(error: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, cut to `limit` characters: enough to name
+    the problem in a one-line error without a library's traceback-sized text."""
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:limit]

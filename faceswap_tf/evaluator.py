@@ -31,10 +31,11 @@ import time
 import cv2
 import numpy as np
 
-from faceswap_tf import data, exporter, files, media, metrics
+from faceswap_tf import exporter, files, media, metrics, report, run_record
 from faceswap_tf.convert import video
 from faceswap_tf.errors import UserError
 from faceswap_tf.faces import align, detect, identity, masks, pose
+from faceswap_tf.framing import Framing
 from faceswap_tf.progress import Progress
 
 REPORT_FORMAT = "faceswap_tf-evaluation"
@@ -107,8 +108,8 @@ def run(config: EvaluateConfig, log=sys.stderr) -> dict:
     if original.fps and swapped.fps and abs(original.fps - swapped.fps) > 0.01 * original.fps:
         log.write(f"warning: {config.swapped} runs at {swapped.fps:g} frames/s and {config.original} at "
                   f"{original.fps:g}: frames are paired one to one all the same\n")
-    training = exporter.read_training_config(config.model_dir) if config.model_dir else None
-    holdout = _holdout(config, training)
+    record = run_record.read_checked(config.model_dir)[0] if config.model_dir else None
+    holdout = _holdout(config, record)
     start = None if config.start is None else int(round(config.start * (original.fps or 25.0)))
     match = find_offset(config.original, config.swapped, start, log)
     how = "found by content" if start is None else f"--start={config.start}"
@@ -117,15 +118,16 @@ def run(config: EvaluateConfig, log=sys.stderr) -> dict:
     if match.ambiguous:
         log.write(f"warning: frames from {match.other_offset} match about as well (mean difference "
                   f"{match.other_error:.1f}/255); if the pairing is wrong, pass --start\n")
-    crop = data.describe_faces(config.faces_a)
+    # Faces are cut from the frames as the model's were, or as A's extract cut them.
+    framing = record.framing if record else run_record.describe_faces(config.faces_a, holdout)[1]
     describer = identity.FaceDescriber()
     galleries = {side: metrics.gallery(describer, folder, holdout, config.gallery_size)
                  for side, folder in (("a", config.faces_a), ("b", config.faces_b))}
-    held_out = _held_out(config, training, holdout, describer, galleries) if training else None
-    measure = _FrameMeasure(describer, galleries, crop["crop_size"], crop["padding"],
+    held_out = _held_out(config, holdout, describer, galleries) if record else None
+    measure = _FrameMeasure(describer, galleries, framing,
                             detect.FaceDetector(detect.DetectorConfig(min_face_size=config.min_face_size)))
     frames, sheet = _measure_frames(config, match.offset, swapped.frames, measure, log)
-    report = {
+    results = {
         "format": REPORT_FORMAT, "format_version": REPORT_VERSION,
         "inputs": {
             "original": config.original, "swapped": config.swapped, "faces_a": config.faces_a,
@@ -140,28 +142,28 @@ def run(config: EvaluateConfig, log=sys.stderr) -> dict:
         "held_out": held_out() if held_out else None,
         "frames": frames,
     }
-    report["seconds"] = round(time.perf_counter() - started, 1)
-    files.write_atomic(config.output_path("report.json"), json.dumps(_finite(report), indent=1) + "\n")
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    files.write_atomic(config.output_path("report.json"), json.dumps(_finite(results), indent=1) + "\n")
     sheet_path = config.output_path("contact_sheet.png")
-    video.write_image(sheet_path, contact_sheet(sheet), video.synthetic_tags(
+    video.write_image(sheet_path, report.contact_sheet(sheet), video.synthetic_tags(
         f"Synthetic media: original | swapped frames of {os.path.basename(config.swapped)}, "
-        f"made by {video.GENERATOR}", report["inputs"]["swapped_metadata"].get("generator_model", "unknown")))
-    files.write_atomic(config.output_path("report.md"), markdown(report, os.path.basename(sheet_path)))
-    for line in summary_lines(report):
+        f"made by {video.GENERATOR}", results["inputs"]["swapped_metadata"].get("generator_model", "unknown")))
+    files.write_atomic(config.output_path("report.md"), report.markdown(results, os.path.basename(sheet_path)))
+    for line in report.summary_lines(results):
         log.write(line + "\n")
     log.write(f"wrote {config.output_path('report.md')}, {config.output_path('report.json')} "
               f"and {sheet_path}\n")
-    return report
+    return results
 
 
-def _holdout(config: EvaluateConfig, training: dict | None) -> float:
+def _holdout(config: EvaluateConfig, record: run_record.RunRecord | None) -> float:
     """The held-out share: the one the model was trained with, so that held-out means held out."""
-    trained = training.get("holdout") if training else None
+    trained = record.holdout if record else None
     if trained is not None and config.holdout is not None and abs(trained - config.holdout) > 1e-9:
         raise UserError(f"--holdout={config.holdout}: {config.model_dir} was trained with --holdout={trained}, "
                         "which decides the faces it never saw; leave --holdout out")
     holdout = trained if trained is not None else (0.2 if config.holdout is None else config.holdout)
-    if training and holdout <= 0:
+    if record and holdout <= 0:
         raise UserError(f"{config.model_dir}: trained with --holdout=0, so it has no held-out faces to measure")
     return holdout
 
@@ -207,9 +209,9 @@ def find_offset(original: str, swapped: str, start: int | None = None, log=sys.s
 class _FrameMeasure:
     """The per-frame measurements of one original frame and its swapped version."""
 
-    def __init__(self, describer, galleries, crop_size, padding, detector):
+    def __init__(self, describer, galleries, framing: Framing, detector):
         self.describer, self.galleries = describer, galleries
-        self.crop_size, self.padding = crop_size, padding
+        self.framing = framing
         self.detector = detector
         self.previous = None
 
@@ -217,8 +219,7 @@ class _FrameMeasure:
         height, width = source.shape[:2]
         originals, candidates = self.detector(source), self.detector(swapped)
         # Frame -> aligned-crop matrices of the faces found in either frame, each fitted once.
-        matrices = [align.alignment_matrix(face.landmarks, self.crop_size, self.padding)
-                    for face in originals + candidates]
+        matrices = [self.framing.crop_matrix(face.landmarks) for face in originals + candidates]
         found = dict(zip(map(id, candidates), matrices[len(originals):], strict=True))
         faces, hull = [], np.zeros((height, width), bool)
         for face in originals:
@@ -228,10 +229,8 @@ class _FrameMeasure:
         # The background leaves out the crops of the faces found in either frame: a face the
         # converter tracked where this detector missed it in the original is not background.
         crops = np.zeros((height, width), np.uint8)
-        corners = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float64) * self.crop_size
         for matrix in matrices:
-            outline = align.transform_points(align.invert(matrix), corners)
-            cv2.fillConvexPoly(crops, np.round(outline).astype(np.int32), 1)
+            cv2.fillConvexPoly(crops, np.round(self.framing.crop_outline(matrix)).astype(np.int32), 1)
         background = crops == 0
         error = metrics.mse(source[background], swapped[background]) if background.any() else None
         entry = {"frame": index, "faces": faces, "background_mse": error,
@@ -250,7 +249,7 @@ class _FrameMeasure:
                  "found": match is not None}
         if match is None:
             return entry
-        crop = align.warp_face(swapped, matrix, self.crop_size)
+        crop = self.framing.crop(swapped, matrix)
         descriptor = self.describer.describe(crop, align.transform_points(matrix, match.landmarks))
         found = metrics.retrieval(descriptor[None], self.galleries)
         swapped_pose = pose.head_pose(match.landmarks, size)
@@ -323,13 +322,12 @@ def summarise(frames: list[dict]) -> dict:
     return summary
 
 
-def _held_out(config: EvaluateConfig, training: dict, holdout: float, describer, galleries):
+def _held_out(config: EvaluateConfig, holdout: float, describer, galleries):
     """The held-out measurement, prepared now (so that a model problem shows before the long
     part) and run when called."""
-    encoder, decoders, step, _ = exporter.restore_generator(config.model_dir)
+    encoder, decoders, step, record = exporter.restore_generator(config.model_dir)
     evaluation = metrics.HeldOutEvaluation(
-        {"a": config.faces_a, "b": config.faces_b}, holdout, training["model"]["resolution"],
-        training["coverage"], describer, galleries=galleries)
+        {"a": config.faces_a, "b": config.faces_b}, holdout, record.framing, describer, galleries=galleries)
 
     def decode(side, views):
         out = decoders[side](encoder(views, training=False), training=False)
@@ -340,149 +338,6 @@ def _held_out(config: EvaluateConfig, training: dict, holdout: float, describer,
                 **evaluation(decode)}
 
     return measure
-
-
-# --- the outputs ------------------------------------------------------------------------
-
-def contact_sheet(rows: list, height: int = 240) -> np.ndarray:
-    """RGB image: per row a label, then the original frame | the swapped frame."""
-    lines = []
-    for entry, source, swapped in rows:
-        scale = height / source.shape[0]
-        size = (int(round(source.shape[1] * scale)), height)
-        pair = np.hstack([cv2.resize(source, size, interpolation=cv2.INTER_AREA),
-                          np.full((height, 4, 3), 255, np.uint8),
-                          cv2.resize(swapped, size, interpolation=cv2.INTER_AREA)])
-        label = np.full((22, pair.shape[1], 3), 255, np.uint8)
-        cv2.putText(label, _row_label(entry), (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-        lines += [label, pair, np.full((6, pair.shape[1], 3), 255, np.uint8)]
-    header = np.full((26, lines[0].shape[1], 3), 255, np.uint8)
-    cv2.putText(header, "original | swapped (synthetic media)", (4, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
-                (0, 0, 0), 1, cv2.LINE_AA)
-    return np.vstack([header, *lines])
-
-
-def _row_label(entry: dict) -> str:
-    faces = [face for face in entry["faces"] if face["found"]]
-    if not entry["faces"]:
-        return f"frame {entry['frame']}: no face in the original"
-    if not faces:
-        return f"frame {entry['frame']}: no face found in the swapped frame"
-    face = faces[0]
-    nearer = "B" if face["closer_to_b"] else "A"
-    return (f"frame {entry['frame']}: nearer {nearer} (to A {face['distance_a']:.2f}, "
-            f"to B {face['distance_b']:.2f}), pose error {face['pose_rotation_error']:.1f} deg, "
-            f"expression {face['expression_error']:.3f}")
-
-
-def summary_lines(report: dict) -> list[str]:
-    s = report["summary"]
-    lines = [f"{s['frames']} frames, {s['faces']} faces in the original, {s['faces_found_in_swapped']} "
-             "found in the swapped video"]
-    if "identity" in s:
-        i, p = s["identity"], s["pose_error_degrees"]
-        lines.append(f"identity retrieval: {i['closer_to_b']:.0%} of the faces found nearer B (distance to A "
-                     f"{i['distance_a']:.3f}, to B {i['distance_b']:.3f})")
-        lines.append(f"pose error: yaw {p['yaw']:.2f}, pitch {p['pitch']:.2f}, roll {p['roll']:.2f} degrees "
-                     f"(rotation {p['rotation']:.2f}); expression error {s['expression_error']:.3f} of the "
-                     "eye span")
-    if "flicker" in s and s["flicker"]["ratio"] is not None:
-        lines.append(f"flicker: {s['flicker']['ratio']:.2f}x the original's frame-to-frame change in the face")
-    if "background_psnr" in s:
-        b = s["background_psnr"]
-        lines.append(f"background PSNR: {_db(b['mean'])} (worst frame {_db(b['worst_frame'])})")
-    held = report.get("held_out")
-    if held:
-        lines.append(f"held-out faces (step {held['step']}): A->B nearer B "
-                     f"{held['identity/a_to_b_closer_to_b']:.0%}, B->A nearer A "
-                     f"{held['identity/b_to_a_closer_to_a']:.0%}; reconstruction PSNR/SSIM "
-                     f"A {held['reconstruction/psnr_a']:.2f} dB/{held['reconstruction/ssim_a']:.3f}, "
-                     f"B {held['reconstruction/psnr_b']:.2f} dB/{held['reconstruction/ssim_b']:.3f}")
-    return lines
-
-
-def _db(value: float) -> str:
-    return "identical" if math.isinf(value) else f"{value:.2f} dB"
-
-
-def markdown(report: dict, sheet_name: str) -> str:
-    inputs, s = report["inputs"], report["summary"]
-    label = inputs["swapped_metadata"].get("synthetic_media") == "true"
-    out = [
-        f"# Evaluation of {os.path.basename(inputs['swapped'])}",
-        "",
-        f"- Swapped video: `{inputs['swapped']}`: {inputs['frames']} frames, made from frames "
-        f"{inputs['first_frame']}-{inputs['first_frame'] + inputs['frames'] - 1} of `{inputs['original']}`"
-        + (" (**the pairing is ambiguous**: another stretch matches about as well)"
-           if inputs["frame_match"]["ambiguous"] else "") + ".",
-        f"- Synthetic-media label in its metadata: {'present' if label else '**absent**'}"
-        + (f" ({inputs['swapped_metadata'].get('generator_model')})" if label else "") + ".",
-        f"- Galleries: {inputs['gallery_faces']['a']} training faces of A (`{inputs['faces_a']}`), "
-        f"{inputs['gallery_faces']['b']} of B (`{inputs['faces_b']}`).",
-        f"- Faces: {s['faces']} in the original frames, {s['faces_found_in_swapped']} found again in the "
-        "swapped ones.",
-        "",
-        "| metric | value | how it is measured |",
-        "|---|---|---|",
-    ]
-    if "identity" in s:
-        i, p = s["identity"], s["pose_error_degrees"]
-        out += [
-            f"| identity retrieval | **{i['closer_to_b']:.0%}** of the {s['faces_found_in_swapped']} swapped "
-            f"faces found ({s['faces']} in the original) nearer B | nearest neighbour among the A and B "
-            "galleries by dlib's 128-D face descriptor (a stand-in for ArcFace/CosFace) |",
-            f"| descriptor distance | to A {i['distance_a']:.3f}, to B {i['distance_b']:.3f} | mean "
-            "distance to each gallery's nearest face; dlib calls two faces the same person below 0.6 |",
-            f"| pose error | yaw {p['yaw']:.2f}°, pitch {p['pitch']:.2f}°, roll {p['roll']:.2f}°; "
-            f"rotation {p['rotation']:.2f}° | swapped vs original head pose from the landmarks with "
-            "`cv2.solvePnP` on a generic head (a stand-in for Hopenet); the rotation is the angle "
-            "between the two head orientations |",
-            f"| expression error | {s['expression_error']:.3f} | mean distance of the 51 inner landmarks "
-            "after a similarity fit, over the inter-ocular distance (a stand-in for 3DMM expression "
-            "coefficients) |",
-        ]
-    if "flicker" in s and s["flicker"]["ratio"] is not None:
-        f = s["flicker"]
-        out.append(f"| temporal flicker | {f['ratio']:.2f}x the original | mean frame-to-frame change "
-                   f"inside the face hulls: {f['change_swapped']:.2f} swapped against "
-                   f"{f['change_original']:.2f} original (of 255); below 1 can be blur as well as "
-                   "steadiness |")
-    if "background_psnr" in s:
-        b = s["background_psnr"]
-        out.append(f"| background PSNR | {_db(b['mean'])} (worst frame {_db(b['worst_frame'])}) | outside the "
-                   "original faces' aligned crops, where the swap does not reach: the re-encoding's loss |")
-    held = report.get("held_out")
-    if held:
-        out += [
-            "",
-            f"Held-out aligned faces (the last part of each clip, never trained on; {held['faces']['a']} of A, "
-            f"{held['faces']['b']} of B), model at step {held['step']}:",
-            "",
-            "| | A | B |",
-            "|---|---|---|",
-            f"| swaps nearer the other person | A->B {held['identity/a_to_b_closer_to_b']:.0%} | "
-            f"B->A {held['identity/b_to_a_closer_to_a']:.0%} |",
-            f"| reconstruction PSNR (raw decoder RGB) | {held['reconstruction/psnr_a']:.2f} dB | "
-            f"{held['reconstruction/psnr_b']:.2f} dB |",
-            f"| reconstruction SSIM | {held['reconstruction/ssim_a']:.3f} | "
-            f"{held['reconstruction/ssim_b']:.3f} |",
-        ]
-    out += ["", f"![original | swapped]({sheet_name})", "", "<details><summary>Per frame</summary>", "",
-            "| frame | nearer | to A | to B | pose error (yaw, pitch, roll) | expression | background |",
-            "|---|---|---|---|---|---|---|"]
-    for entry in report["frames"]:
-        background = "" if entry["background_psnr"] is None else _db(entry["background_psnr"])
-        for face in entry["faces"] or [{"found": False}]:
-            if face["found"]:
-                errors = ", ".join(f"{v:.1f}" for v in face["pose_error"])
-                out.append(f"| {entry['frame']} | {'B' if face['closer_to_b'] else 'A'} | "
-                           f"{face['distance_a']:.3f} | {face['distance_b']:.3f} | {errors} | "
-                           f"{face['expression_error']:.3f} | {background} |")
-            else:
-                out.append(f"| {entry['frame']} | no face | | | | | {background} |")
-    out += ["", "</details>", ""]
-    return "\n".join(out)
 
 
 def _finite(value):

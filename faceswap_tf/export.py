@@ -10,18 +10,18 @@ import sys
 
 from absl import flags
 
-from faceswap_tf import app, exporter
+from faceswap_tf import app, exporter, runtime, signatures
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "The training run's --model_dir.", required=True)
 _NAME = flags.DEFINE_string("name", None, "Model name: export/NAME/, and TF Serving's name.", required=True)
-_DIRECTION = flags.DEFINE_enum("direction", "a_to_b", list(exporter.DIRECTIONS),
+_DIRECTION = flags.DEFINE_enum("direction", "a_to_b", list(signatures.DIRECTIONS),
                                "a_to_b: faces of A in, B's face out; b_to_a the reverse.")
 _EXPORT_DIR = flags.DEFINE_string("export_dir", "export", "TF Serving's model base folder.")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: the step, or the next free one).")
 _REUSE = flags.DEFINE_boolean(
     "reuse", False, "If a version of the same training step and direction exists, keep it instead.")
 _MIXED_PRECISION = flags.DEFINE_enum(
-    "mixed_precision", "off", list(exporter.PRECISIONS),
+    "mixed_precision", "off", list(runtime.PRECISIONS),
     "Compute dtype of the exported graph; off (float32) runs on any server.",
 )
 

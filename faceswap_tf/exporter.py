@@ -1,23 +1,12 @@
 """The export stage: a trained swapper as a numbered SavedModel version for TF Serving.
 
-`export()` rebuilds the encoder and one decoder from `model_dir/config.json`, restores them
-from the newest checkpoint, wraps them in a `Swapper` module and saves it to
-`export_dir/NAME/VERSION/` (written in a hidden temporary folder, then renamed, so TF Serving
-never sees a partial version). Its signatures, callable with TensorFlow alone:
-
-- `serving_default`: `faces` uint8 [N, S, S, 3], aligned RGB crops framed as the training
-  faces were (S = their crop size) -> `swapped` uint8 [N, S, S, 3] (the mask-blended
-  composite), `mask` float32 [N, S, S, 1] in [0, 1] and `rgb` uint8 [N, S, S, 3] (the raw
-  decoder output). The network sees the centre `coverage` of the crop at its resolution; its
-  RGB and mask are mapped back onto the crop and blended there, so pixels the mask leaves
-  alone keep the crop's full resolution. Outside the coverage the mask is 0.
-- `swap_image_bytes`: `image_bytes` string [N] (PNG or JPEG crops of S x S) ->
-  `swapped_bytes` and `mask_bytes` string [N] (PNG). TF Serving's REST API carries these as
-  base64 (`{"b64": ...}`), the `_bytes` suffix telling it to.
-- `metadata`: `request` int32 scalar (ignored: TF Serving refuses a signature without
-  inputs) -> `json`, the document also stored as the asset `faceswap_tf.json`: direction,
-  names, training step, crop size, padding, coverage, resolution and the alignment template
-  with its fit weights, which is all a converter needs to align faces for this model.
+`export()` rebuilds the encoder and one decoder from the run record (`run_record`), restores
+them from the newest checkpoint (after checking the two agree), wraps them in a `Swapper`
+module and saves it to `export_dir/NAME/VERSION/` (written in a hidden temporary folder, then
+renamed, so TF Serving never sees a partial version). Its signatures and metadata are the
+contract in `signatures.py`; the network sees the centre `coverage` of each crop at its
+resolution, and its RGB and mask are mapped back onto the crop and blended there
+(`framing.Framing`), so pixels the mask leaves alone keep the crop's full resolution.
 """
 
 import dataclasses
@@ -31,16 +20,12 @@ import time
 import keras
 import tensorflow as tf
 
-from faceswap_tf import data, files, models
-from faceswap_tf.errors import UserError
+from faceswap_tf import files, framing, models, run_record, runtime
+from faceswap_tf.errors import UserError, brief
 from faceswap_tf.faces import align
-from faceswap_tf.serving import METADATA_FORMAT
+from faceswap_tf.signatures import ASSET_NAME, DIRECTIONS, SwapperMetadata
 
-METADATA_VERSION = 1
-ASSET_NAME = "faceswap_tf.json"
 MODELS_CONFIG = "models.config"
-DIRECTIONS = {"a_to_b": ("a", "b"), "b_to_a": ("b", "a")}
-PRECISIONS = {"off": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -61,20 +46,19 @@ class ExportConfig:
             raise UserError(f"--name={self.name}: use letters, digits, '_', '.' and '-' only")
         if self.version is not None and self.version < 1:
             raise UserError(f"--version={self.version}: must be a positive integer")
-        if self.mixed_precision not in PRECISIONS:
-            raise UserError(f"--mixed_precision={self.mixed_precision}: choose {', '.join(PRECISIONS)}")
+        runtime.check_choices(self.mixed_precision)
 
 
 class Swapper(tf.Module):
-    """The exported module: one direction of the trained pair (signatures: module docstring)."""
+    """The exported module: one direction of the trained pair (signatures: `signatures.py`)."""
 
-    def __init__(self, encoder: keras.Model, decoder: keras.Model, metadata: dict, asset_path: str):
+    def __init__(self, encoder: keras.Model, decoder: keras.Model, metadata: SwapperMetadata, asset_path: str):
         super().__init__(name="swapper")
         self.encoder, self.decoder = encoder, decoder
-        self.framing = data.Framing(metadata["crop_size"], metadata["resolution"], metadata["coverage"])
+        self.framing = metadata.framing
         self.metadata_asset = tf.saved_model.Asset(asset_path)
-        self._metadata_json = json.dumps(metadata, sort_keys=True)
-        size = metadata["crop_size"]
+        self._metadata_json = metadata.to_json()
+        size = self.framing.crop_size
         self.swap = tf.function(self._swap, input_signature=[
             tf.TensorSpec([None, size, size, 3], tf.uint8, name="faces")])
         self.swap_image_bytes = tf.function(self._swap_image_bytes, input_signature=[
@@ -87,8 +71,8 @@ class Swapper(tf.Module):
                 "metadata": self.metadata}
 
     def _swap(self, faces):
-        out = self.decoder(self.encoder(self.framing.to_view(faces), training=False), training=False)
-        return self.framing.blend(faces, out["rgb"], out["mask"])
+        out = self.decoder(self.encoder(self.framing.tf_to_view(faces), training=False), training=False)
+        return self.framing.tf_blend(faces, out["rgb"], out["mask"])
 
     def _swap_image_bytes(self, image_bytes):
         size = self.framing.crop_size
@@ -105,7 +89,7 @@ class Swapper(tf.Module):
         faces = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
         faces = tf.ensure_shape(faces, [None, size, size, 3])
         out = self._swap(faces)
-        mask = data.to_uint8(out["mask"] * 255.0)
+        mask = framing.to_uint8(out["mask"] * 255.0)
 
         def png(image):  # zlib level 1: lossless still, and several times faster than the default
             return tf.io.encode_png(image, compression=1)
@@ -120,67 +104,38 @@ class Swapper(tf.Module):
         return {"json": tf.constant(self._metadata_json)}
 
 
-def read_training_config(model_dir: str) -> dict:
-    path = os.path.join(model_dir, "config.json")
-    try:
-        with open(path) as handle:
-            document = json.load(handle)
-    except FileNotFoundError:
-        raise UserError(f"{model_dir}: no config.json; is it a faceswap_tf.train --model_dir?") from None
-    except (OSError, ValueError) as error:
-        raise UserError(f"{path}: unreadable ({error})") from None
-    if "faces" not in document:
-        raise UserError(f"{path}: written by an older version without the faces' framing; run "
-                        "faceswap_tf.train once more with the same flags to refresh it")
-    return document
-
-
 def build_swapper(model_dir: str | None, direction: str, mixed_precision: str = "off",
-                  extra_metadata: dict | None = None, asset_path: str | None = None,
-                  training: dict | None = None) -> tuple[Swapper, dict]:
-    """The Swapper of model_dir's newest checkpoint, and its metadata. Without a model_dir,
-    `training` (what config.json holds) gives freshly initialised networks, for benchmarks."""
+                  asset_path: str | None = None, record: run_record.RunRecord | None = None,
+                  provenance: dict | None = None) -> tuple[Swapper, SwapperMetadata]:
+    """The Swapper of model_dir's newest checkpoint, and its metadata (`provenance`: its
+    model_name, model_dir, exported_at). Without a model_dir, `record` gives freshly
+    initialised networks, for benchmarks."""
     source, target = DIRECTIONS[direction]
-    encoder, decoders, step, training = restore_generator(model_dir, (target,), mixed_precision, training)
-    cfg = models.ModelConfig(**training["model"])
-    faces = training["faces"]
-    metadata = {
-        "format": METADATA_FORMAT, "format_version": METADATA_VERSION,
-        "direction": direction, "source": faces[source]["name"], "target": faces[target]["name"],
-        "names": {"a": faces["a"]["name"], "b": faces["b"]["name"]},
-        "step": step,
-        "crop_size": faces[source]["crop_size"], "padding": faces[source]["padding"],
-        "coverage": training["coverage"], "resolution": cfg.resolution,
-        "template": faces[source]["template"],
-        "template_points": align.TEMPLATE_68.round(6).tolist(),
-        "fit_weights": align.FIT_WEIGHTS.tolist(),
-        "compute_dtype": PRECISIONS[mixed_precision],
-        "synthetic_media": "Outputs of this model are synthetic media and must be labelled as such.",
-        **(extra_metadata or {}),
-    }
+    policy = runtime.resolve_precision(mixed_precision)
+    encoder, decoders, step, record = restore_generator(model_dir, (target,), policy, record)
+    metadata = SwapperMetadata(
+        direction=direction, names={side: face.name for side, face in record.faces.items()}, step=step,
+        framing=record.framing, template_points=align.TEMPLATE_68.round(6).tolist(),
+        fit_weights=align.FIT_WEIGHTS.tolist(), compute_dtype=policy, **(provenance or {}))
     if asset_path is None:
         asset_path = os.path.join(tempfile.mkdtemp(prefix="faceswap_tf-"), ASSET_NAME)
     with open(asset_path, "w") as out:
-        json.dump(metadata, out, indent=1, sort_keys=True)
+        out.write(metadata.to_json())
     return Swapper(encoder, decoders[target], metadata, asset_path), metadata
 
 
-def restore_generator(model_dir: str | None, sides=("a", "b"), mixed_precision: str = "off",
-                      training: dict | None = None) -> tuple[keras.Model, dict, int, dict]:
-    """The encoder and the decoders of `sides` of model_dir's newest checkpoint, its step and
-    its config.json. Without a model_dir, `training` (what config.json holds) gives freshly
+def restore_generator(model_dir: str | None, sides=("a", "b"), policy: str = "float32",
+                      record: run_record.RunRecord | None = None
+                      ) -> tuple[keras.Model, dict, int, run_record.RunRecord]:
+    """The encoder and the decoders of `sides` of model_dir's newest checkpoint (checked against
+    its run record), its step and the record. Without a model_dir, `record` gives freshly
     initialised networks, for benchmarks."""
-    training = training if model_dir is None else read_training_config(model_dir)
-    checkpoint_path = tf.train.latest_checkpoint(model_dir) if model_dir is not None else None
-    if model_dir is not None and not checkpoint_path:
-        raise UserError(f"{model_dir}: no checkpoint; train first")
-    cfg = models.ModelConfig(**training["model"])
-    keras.mixed_precision.set_global_policy(PRECISIONS[mixed_precision])
-    try:
-        encoder = models.build_encoder(cfg)
-        decoders = {side: models.build_decoder(cfg, side) for side in sides}
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    checkpoint_path = None
+    if model_dir is not None:
+        record, checkpoint_path = run_record.read_checked(model_dir)
+    with runtime.policy_scope(policy):
+        encoder = models.build_encoder(record.model)
+        decoders = {side: models.build_decoder(record.model, side) for side in sides}
     step = tf.Variable(0, dtype=tf.int64)
     checkpoint = tf.train.Checkpoint(encoder=encoder, step=step,
                                      **{f"decoder_{side}": decoders[side] for side in sides})
@@ -188,8 +143,8 @@ def restore_generator(model_dir: str | None, sides=("a", "b"), mixed_precision: 
         if checkpoint_path:
             checkpoint.restore(checkpoint_path).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as error:
-        raise UserError(f"{checkpoint_path}: does not hold this model's networks ({error})") from None
-    return encoder, decoders, int(step.numpy()), training
+        raise UserError(f"{checkpoint_path}: does not hold this model's networks ({brief(error)})") from None
+    return encoder, decoders, int(step.numpy()), record
 
 
 def versions(base: str) -> list[int]:
@@ -204,10 +159,8 @@ def export(config: ExportConfig, log=None) -> str:
     base = os.path.join(config.export_dir, config.name)
     if config.version is not None:
         _check_free(base, config.version)
-    read_training_config(config.model_dir)  # fail before anything is written
-    latest = tf.train.latest_checkpoint(config.model_dir)
-    if not latest:
-        raise UserError(f"{config.model_dir}: no checkpoint to export; train first")
+    _, latest = run_record.read_checked(config.model_dir)  # fail before anything is written
+    policy = runtime.resolve_precision(config.mixed_precision)
     if config.reuse:
         step = int(latest.rsplit("-", 1)[1])
         for version in reversed(versions(base)):
@@ -217,7 +170,7 @@ def export(config: ExportConfig, log=None) -> str:
             except (OSError, ValueError):
                 continue
             if (made.get("step"), made.get("direction"), made.get("compute_dtype")) == (
-                    step, config.direction, PRECISIONS[config.mixed_precision]):
+                    step, config.direction, policy):
                 if log is not None:
                     log.write(f"{os.path.join(base, str(version))} already holds step {step}\n")
                 return os.path.join(base, str(version))
@@ -227,19 +180,19 @@ def export(config: ExportConfig, log=None) -> str:
         model_dir = os.path.abspath(config.model_dir)
         swapper, metadata = build_swapper(
             config.model_dir, config.direction, config.mixed_precision,
-            extra_metadata={"model_name": config.name, "model_dir": model_dir,
-                            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
             asset_path=os.path.join(partial, ASSET_NAME),
+            provenance={"model_name": config.name, "model_dir": model_dir,
+                        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
         )
         saved = os.path.join(partial, "saved_model")
         tf.saved_model.save(swapper, saved, signatures=swapper.signatures())
-        version = _place(saved, base, config.version, metadata["step"])
+        version = _place(saved, base, config.version, metadata.step)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     write_models_config(config.export_dir)
     path = os.path.join(base, str(version))
     if log is not None:
-        log.write(f"exported {config.direction} of {config.model_dir} (step {metadata['step']}) "
+        log.write(f"exported {config.direction} of {config.model_dir} (step {metadata.step}) "
                   f"to {path}\n")
     return path
 
@@ -286,8 +239,7 @@ def write_models_config(export_dir: str, file_name: str = MODELS_CONFIG, base_pa
     return path
 
 
-def load_metadata(saved_model) -> dict:
+def load_metadata(saved_model, where: str = "the SavedModel") -> SwapperMetadata:
     """The metadata of a loaded Swapper SavedModel (tf.saved_model.load result)."""
     out = saved_model.signatures["metadata"](request=tf.constant(0, tf.int32))
-    return json.loads(out["json"].numpy().decode())
-
+    return SwapperMetadata.from_json(out["json"].numpy().decode(), where)

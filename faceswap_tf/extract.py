@@ -6,6 +6,8 @@ Writes one aligned PNG crop per face and DIR/alignments.json. Re-running on the 
 folder replaces the faces of the sources it reads again, so nothing is duplicated.
 """
 
+import sys
+
 from absl import flags
 
 from faceswap_tf import app, extractor
@@ -85,7 +87,7 @@ def main(argv):
     )
     summary = extractor.run(config)
     for line in summary.lines():
-        print(line)
+        print(line, file=sys.stderr)
 
 
 def run():

@@ -17,8 +17,11 @@ import numpy as np
 
 from faceswap_tf import files, media
 from faceswap_tf.errors import UserError
-from faceswap_tf.faces import align, alignments, detect, identity
+from faceswap_tf.faces import alignments, detect, identity
+from faceswap_tf.faces.select import FaceSelector
+from faceswap_tf.framing import Framing
 from faceswap_tf.progress import Progress
+from faceswap_tf.summary import RunSummary
 
 STAGES = ("decode", "detect", "landmarks", "identity", "warp", "write")
 
@@ -55,35 +58,7 @@ class ExtractConfig:
         return self.workers or os.cpu_count() or 1
 
 
-@dataclasses.dataclass
-class Summary:
-    frames: int = 0
-    faces: int = 0
-    frames_without_face: int = 0
-    faces_rejected: int = 0  # found, but not the reference person
-    sources: int = 0
-    bad_sources: list[str] = dataclasses.field(default_factory=list)  # one line each
-    seconds: float = 0.0
-    stage_seconds: dict = dataclasses.field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
-
-    @property
-    def fps(self) -> float:
-        return self.frames / max(self.seconds, 1e-9)
-
-    def lines(self) -> list[str]:
-        lines = [
-            f"frames read: {self.frames}  faces written: {self.faces}  "
-            f"frames without a face: {self.frames_without_face}  "
-            f"seconds: {self.seconds:.1f}  ({self.fps:.1f} frames/s)"
-        ]
-        if self.faces_rejected:
-            lines.append(f"faces not matching the reference: {self.faces_rejected}")
-        if self.bad_sources:
-            lines.append(f"files skipped: {len(self.bad_sources)}")
-        return lines
-
-
-def run(config: ExtractConfig, log=sys.stderr) -> Summary:
+def run(config: ExtractConfig, log=sys.stderr) -> RunSummary:
     """Extracts every face in `config.input` into `config.output_dir`.
 
     Raises UserError when nothing usable was found; bad files inside a folder are reported on
@@ -105,7 +80,7 @@ def run(config: ExtractConfig, log=sys.stderr) -> Summary:
             config.reference, detector, identity.FaceDescriber(config.descriptor_model)
         )
 
-    summary = Summary(sources=len(sources))
+    summary = RunSummary(STAGES, sources=len(sources))
     expected = _expected_frames(sources)
     total = None if None in expected.values() else sum(
         -(-frames // config.every_nth) for frames in expected.values()
@@ -118,24 +93,23 @@ def run(config: ExtractConfig, log=sys.stderr) -> Summary:
     ) as pool:
         tasks = _tasks(sources, expected, config, summary, log)
         for results, timings in pool.imap(_process, tasks):
-            for stage, seconds in timings.items():
-                summary.stage_seconds[stage] += seconds
-            for faces, found, error in results:
+            summary.add_times(timings)
+            for faces, rejected, error in results:
                 if error:
                     _report(summary, error, log)
                     continue
                 summary.frames += 1
                 summary.faces += len(faces)
-                summary.faces_rejected += found - len(faces)
-                summary.frames_without_face += found == 0
+                summary.faces_rejected += rejected
+                summary.frames_with_face += bool(faces)
                 records.extend(faces)
                 progress.update()
     progress.close()
     summary.seconds = progress.elapsed
 
     if not records:
-        if len(sources) == 1 and summary.bad_sources:
-            raise UserError(summary.bad_sources[0])
+        if len(sources) == 1 and summary.files_skipped:
+            raise UserError(summary.files_skipped[0])
         rejected = f", {summary.faces_rejected} not the reference person" if reference is not None else ""
         if len(sources) == 1:
             raise UserError(
@@ -144,7 +118,7 @@ def run(config: ExtractConfig, log=sys.stderr) -> Summary:
             )
         raise UserError(
             f"{config.input}: no usable face in {len(sources)} files "
-            f"({summary.frames} frames read, {len(summary.bad_sources)} unreadable{rejected})"
+            f"({summary.frames} frames read, {len(summary.files_skipped)} unreadable{rejected})"
         )
     _save(alignments_path, previous, records, set(sources))
     return summary
@@ -183,8 +157,8 @@ def _tasks(sources, expected, config, summary, log):
                       "the container announces (truncated?)\n")
 
 
-def _report(summary: Summary, message: str, log) -> None:
-    summary.bad_sources.append(message)
+def _report(summary: RunSummary, message: str, log) -> None:
+    summary.files_skipped.append(message)
     if summary.sources > 1:  # a lone file's problem is the run's one error line
         log.write(f"skipped: {message}\n")
 
@@ -244,10 +218,9 @@ class _Worker:
     def __init__(self, config: ExtractConfig, reference):
         self.config = config
         self.detector = detect.FaceDetector(config.detector)
-        self.reference = reference
-        self.describer = (
-            identity.FaceDescriber(config.descriptor_model) if reference is not None else None
-        )
+        self.framing = Framing(config.size, config.padding)
+        describer = identity.FaceDescriber(config.descriptor_model) if reference is not None else None
+        self.selector = FaceSelector(config.largest_face, reference, describer, config.reference_distance)
 
     def __call__(self, task):
         source, segment = task
@@ -268,26 +241,17 @@ class _Worker:
         return results, timings
 
     def _frame(self, source, index, frame, faces, timings):
-        found = len(faces)
-        numbered = list(enumerate(faces))
-        if self.reference is not None:
-            start = time.perf_counter()
-            numbered = [
-                (i, face) for i, face in numbered
-                if identity.distance(self.describer(frame, face), self.reference)
-                <= self.config.reference_distance
-            ]
-            timings["identity"] += time.perf_counter() - start
-        if self.config.largest_face:
-            numbered = numbered[:1]
-        return [self._write(source, index, i, face, frame, timings) for i, face in numbered], \
-            found, None
+        start = time.perf_counter()
+        selection = self.selector(frame, faces)
+        timings["identity"] += time.perf_counter() - start
+        return [self._write(source, index, i, faces[i], frame, timings) for i in selection.chosen], \
+            selection.rejected, None
 
     def _write(self, source, index, number, face, frame, timings):
         config = self.config
         start = time.perf_counter()
-        matrix = align.alignment_matrix(face.landmarks, config.size, config.padding)
-        crop = align.warp_face(frame, matrix, config.size)
+        matrix = self.framing.crop_matrix(face.landmarks)
+        crop = self.framing.crop(frame, matrix)
         middle = time.perf_counter()
         name = f"{_stem(source)}_{index:06d}_{number}.png"
         ok, png = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from faceswap_tf import data
 from faceswap_tf.faces import align, identity
+from faceswap_tf.framing import Framing
 
 SIDES = ("a", "b")
 
@@ -104,15 +105,14 @@ class HeldOutEvaluation:
     decoder RGB of each person's own decoder against its input, at the model's resolution.
     """
 
-    def __init__(self, faces: dict[str, str], holdout: float, resolution: int, coverage: float,
+    def __init__(self, faces: dict[str, str], holdout: float, framing: Framing,
                  describer: identity.FaceDescriber | None = None, gallery_size: int = 30, probe_size: int = 16,
                  galleries: dict[str, identity.Gallery] | None = None):
         self.describer = describer or identity.FaceDescriber()
         self.galleries = galleries or {side: gallery(self.describer, faces[side], holdout, gallery_size)
                                        for side in SIDES}
         self.held = {side: aligned_faces(faces[side], holdout, "held", probe_size) for side in SIDES}
-        self.framings = {side: data.Framing(self.held[side].crops.shape[1], resolution, coverage)
-                         for side in SIDES}
+        self.framing = framing
 
     def __call__(self, decode) -> dict[str, float]:
         """`decode(side, views)` -> (rgb, mask) of that person's decoder on views in [-1, 1].
@@ -122,15 +122,15 @@ class HeldOutEvaluation:
         results = {}
         for side, other in (("a", "b"), ("b", "a")):
             held = self.held[side]
-            framing = self.framings[side]
-            views = framing.to_view(held.crops)
+            framing = self.framing
+            views = framing.tf_to_view(held.crops)
             rgb, _ = decode(side, views)
             original, rebuilt = _to_pixels(views), _to_pixels(rgb)
             each = [psnr(o, r) for o, r in zip(original, rebuilt, strict=True)]
             results[f"reconstruction/psnr_{side}"] = float(np.mean(each))
             results[f"reconstruction/ssim_{side}"] = float(np.mean(ssim(original, rebuilt)))
             rgb, mask = decode(other, views)
-            swapped = framing.blend(held.crops, rgb, mask)["swapped"].numpy()
+            swapped = framing.tf_blend(held.crops, rgb, mask)["swapped"].numpy()
             found = retrieval(describe(self.describer, AlignedFaces(swapped, held.landmarks)), self.galleries)
             towards = found["closer_to_b"] if other == "b" else ~found["closer_to_b"]
             name = f"identity/{side}_to_{other}"

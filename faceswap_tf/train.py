@@ -6,11 +6,9 @@ Resumes from the newest checkpoint in --model_dir. The resolved flags are writte
 model_dir/flags.txt, so `--flagfile=model_dir/flags.txt` replays the run.
 """
 
-import os
-
 from absl import flags
 
-from faceswap_tf import app, data, files, losses, models, trainer
+from faceswap_tf import app, data, losses, models, runtime, trainer
 
 _FACES_A = flags.DEFINE_string("faces_a", None, "Extract output folder of person A.", required=True)
 _FACES_B = flags.DEFINE_string("faces_b", None, "Extract output folder of person B.", required=True)
@@ -40,9 +38,9 @@ _MASK_TV_WEIGHT = flags.DEFINE_float("mask_tv_weight", 0.1, "Weight of the mask'
 _MASK_HULL_WEIGHT = flags.DEFINE_float(
     "mask_hull_weight", 0.5, "Weight of L1 between the mask and the landmarks' face hull."
 )
-_XLA = flags.DEFINE_enum("xla", "auto", ["auto", "on", "off"], "XLA; auto: on with a GPU, off on CPU.")
+_XLA = flags.DEFINE_enum("xla", "auto", list(runtime.XLA_CHOICES), "XLA; auto: on with a GPU, off on CPU.")
 _MIXED_PRECISION = flags.DEFINE_enum(
-    "mixed_precision", "auto", ["auto", "off", "float16", "bfloat16"],
+    "mixed_precision", "auto", list(runtime.PRECISIONS),
     "auto: bfloat16 on CPUs with AVX512_BF16/AMX and GPUs from Ampere, float16 on older GPUs.",
 )
 _RUN_EAGERLY = flags.DEFINE_boolean("run_eagerly", False, "No tf.function, for debugging.")
@@ -86,9 +84,7 @@ def config_from_flags() -> trainer.TrainConfig:
 def main(argv):
     del argv
     config = config_from_flags()
-    os.makedirs(config.model_dir, exist_ok=True)
-    files.write_atomic(os.path.join(config.model_dir, "flags.txt"), flags.FLAGS.flags_into_string())
-    trainer.run(config)
+    trainer.run(config, replay_flags=flags.FLAGS.flags_into_string())
 
 
 def run():

@@ -13,7 +13,6 @@ is also pulled towards the face hull drawn from the landmarks.
 """
 
 import dataclasses
-import json
 import os
 import shutil
 import signal
@@ -25,8 +24,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from faceswap_tf import data, files, losses, metrics, models
-from faceswap_tf.errors import UserError
+from faceswap_tf import data, files, losses, metrics, models, run_record, runtime
+from faceswap_tf.errors import UserError, brief
 from faceswap_tf.progress import clock
 
 SIDES = ("a", "b")
@@ -69,10 +68,7 @@ class TrainConfig:
     eval_every: int = 500  # held-out identity and reconstruction metrics; 0: never
 
     def __post_init__(self):
-        if self.xla not in ("auto", "on", "off"):
-            raise UserError(f"--xla={self.xla}: choose auto, on or off")
-        if self.mixed_precision not in ("auto", "off", "float16", "bfloat16"):
-            raise UserError(f"--mixed_precision={self.mixed_precision}: choose auto, off, float16 or bfloat16")
+        runtime.check_choices(self.mixed_precision, self.xla)
         for name in ("steps", "save_every", "log_every", "preview_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name}={getattr(self, name)}: must be at least 1")
@@ -84,81 +80,32 @@ class TrainingDiverged(UserError):
     pass
 
 
-def resolve_precision(choice: str) -> str:
-    """The Keras dtype policy for --mixed_precision."""
-    if choice == "off":
-        return "float32"
-    if choice in ("float16", "bfloat16"):
-        return f"mixed_{choice}"
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        major = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))[0]
-        return "mixed_bfloat16" if major >= 8 else "mixed_float16"
-    return "mixed_bfloat16" if _cpu_has_bf16() else "float32"
-
-
-def resolve_xla(choice: str) -> bool:
-    if choice == "auto":
-        return bool(tf.config.list_physical_devices("GPU"))
-    return choice == "on"
-
-
-def resolve_strategy() -> tf.distribute.Strategy:
-    """MultiWorkerMirroredStrategy when TF_CONFIG describes a cluster, MirroredStrategy over
-    all local GPUs when there are several, else the default strategy (one device)."""
-    if os.environ.get("TF_CONFIG"):
-        try:
-            cluster = json.loads(os.environ["TF_CONFIG"])["cluster"]
-        except (ValueError, KeyError, TypeError) as error:
-            raise UserError(f"TF_CONFIG: not a JSON object with a 'cluster' ({error})") from None
-        if sum(len(tasks) for tasks in cluster.values()) > 1:
-            return tf.distribute.MultiWorkerMirroredStrategy()
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """Whether this process writes the checkpoints, summaries and previews."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    first_worker = resolver.task_type == "worker" and resolver.task_id == 0
-    return first_worker and "chief" not in resolver.cluster_spec().jobs
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo") as info:
-            return any("avx512_bf16" in line or "amx_bf16" in line for line in info if line.startswith("flags"))
-    except OSError:
-        return False
-
-
 class GanTrainer:
-    def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None):
-        self.config = config
-        self.strategy = strategy or resolve_strategy()
+    """The networks, optimizers and step of one run. With the run's `record`, every checkpoint
+    also holds the record's settings, and `restore` refuses a checkpoint of other settings."""
+
+    def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None,
+                 record: run_record.RunRecord | None = None):
+        self.config, self.record = config, record
+        self.strategy = strategy or runtime.resolve_strategy()
+        self.policy = runtime.resolve_precision(config.mixed_precision)
+        xla = runtime.resolve_xla(config.xla)
+        self.runtime = runtime.describe(self.strategy, self.policy, xla)
         with self.strategy.scope():
             self._build(config)
         self.d_loss_fn, self.g_adv_fn = losses.ADVERSARIAL[config.loss.adversarial]
         self.train_step = (
-            self._train_step if config.run_eagerly
-            else tf.function(self._train_step, jit_compile=resolve_xla(config.xla))
+            self._train_step if config.run_eagerly else tf.function(self._train_step, jit_compile=xla)
         )
 
     def _build(self, config):
-        self.policy = resolve_precision(config.mixed_precision)
-        keras.mixed_precision.set_global_policy(self.policy)
-        # The same seed gives the same initial weights; batches are seeded by step (data.py).
-        keras.utils.set_random_seed(config.data.seed)
-        cfg = config.model
-        self.encoder = models.build_encoder(cfg)
-        self.decoders = {side: models.build_decoder(cfg, side) for side in SIDES}
-        self.discriminators = {side: models.build_discriminator(cfg, side) for side in SIDES}
-        keras.mixed_precision.set_global_policy("float32")
+        with runtime.policy_scope(self.policy):
+            # The same seed gives the same initial weights; batches are seeded by step (data.py).
+            keras.utils.set_random_seed(config.data.seed)
+            cfg = config.model
+            self.encoder = models.build_encoder(cfg)
+            self.decoders = {side: models.build_decoder(cfg, side) for side in SIDES}
+            self.discriminators = {side: models.build_discriminator(cfg, side) for side in SIDES}
         self.g_variables = self.encoder.trainable_variables + [
             v for side in SIDES for v in self.decoders[side].trainable_variables
         ]
@@ -169,14 +116,17 @@ class GanTrainer:
         self.g_optimizer.build(self.g_variables)
         self.d_optimizer.build(self.d_variables)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.checkpoint = tf.train.Checkpoint(
+        self._tracked = dict(
             encoder=self.encoder, decoder_a=self.decoders["a"], decoder_b=self.decoders["b"],
             discriminator_a=self.discriminators["a"], discriminator_b=self.discriminators["b"],
             g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer, step=self.step,
         )
+        if self.record is not None:
+            self._tracked["run_settings"] = run_record.settings_variable(self.record)
+        self.checkpoint = tf.train.Checkpoint(**self._tracked)
         # With several workers every one saves (saving is collective), but only the chief
         # into model_dir; the others write to a scratch folder of their own.
-        self.chief = is_chief(self.strategy)
+        self.chief = runtime.is_chief(self.strategy)
         directory = config.model_dir if self.chief else os.path.join(
             config.model_dir, f".worker{self.strategy.cluster_resolver.task_id}")
         self.manager = tf.train.CheckpointManager(
@@ -197,10 +147,30 @@ class GanTrainer:
         return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
 
     def restore(self) -> int:
-        """Restores the newest checkpoint in model_dir, if any; returns the step."""
-        latest = tf.train.latest_checkpoint(self.config.model_dir)
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        """Restores the newest checkpoint in model_dir, if any; returns the step. UserError if
+        the checkpoint was trained with other settings than this run's (or than the run record
+        beside it says), so a resume never mixes two runs."""
+        model_dir = self.config.model_dir
+        latest = tf.train.latest_checkpoint(model_dir)
+        if not latest:
+            return int(self.step.numpy())
+        saved = run_record.checkpoint_settings(latest)
+        if saved is not None and self.record is not None:
+            run_record.check_matches_checkpoint(
+                self.record.settings(), latest, model_dir,
+                "resume with the checkpoint's settings, or train in another --model_dir")
+            if os.path.exists(run_record.path_of(model_dir)):
+                run_record.check_matches_checkpoint(
+                    run_record.read(model_dir).settings(), latest, run_record.path_of(model_dir),
+                    "the record no longer describes the checkpoint (edited by hand?); put it back as it was")
+        # A checkpoint from before the settings were saved in it is restored without them.
+        tracked = self._tracked if saved is not None else {
+            k: v for k, v in self._tracked.items() if k != "run_settings"}
+        try:
+            tf.train.Checkpoint(**tracked).restore(latest).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            raise UserError(f"{latest}: does not hold this model's networks ({brief(error)}); resume with the "
+                            "flags it was trained with, or train in another --model_dir") from None
         return int(self.step.numpy())
 
     # --- the step ---------------------------------------------------------------------
@@ -304,31 +274,36 @@ class GanTrainer:
         return ((grid.numpy() + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
 
 
-def run(config: TrainConfig, log=sys.stderr) -> dict:
-    """Trains until config.steps, resuming from model_dir; returns the last metrics."""
+def record_of(config: TrainConfig) -> run_record.RunRecord:
+    """The run record of a training config (its face folders are read for it)."""
+    return run_record.RunRecord.for_training(config.model, config.data.faces_a, config.data.faces_b,
+                                             config.data.coverage, config.data.holdout, config.data.seed)
+
+
+def run(config: TrainConfig, log=sys.stderr, replay_flags: str | None = None) -> dict:
+    """Trains until config.steps, resuming from model_dir; returns the last metrics. The run
+    record (and `replay_flags` as flags.txt) are written once a resume has been accepted."""
+    record = record_of(config)
+    faces = {side: data.load_faces(folder, record.framing, config.data.holdout)
+             for side, folder in (("a", config.data.faces_a), ("b", config.data.faces_b))}
     os.makedirs(config.model_dir, exist_ok=True)
-    faces = {
-        "a": data.load_faces(config.data.faces_a, config.model.resolution, config.data.coverage,
-                             config.data.holdout),
-        "b": data.load_faces(config.data.faces_b, config.model.resolution, config.data.coverage,
-                             config.data.holdout),
-    }
-    trainer = GanTrainer(config)
-    if trainer.chief:
-        save_config(config)
+    trainer = GanTrainer(config, record=record)
     start = trainer.restore()
+    if trainer.chief:
+        run_record.write(config.model_dir, dataclasses.replace(record, runtime=trainer.runtime))
+        if replay_flags is not None:
+            files.write_atomic(os.path.join(config.model_dir, "flags.txt"), replay_flags)
     if start >= config.steps:
         log.write(f"{config.model_dir}: already at step {start} of {config.steps}\n")
         return {}
-    log.write(f"training from step {start} to {config.steps} ({trainer.policy}, "
-              f"xla {'on' if resolve_xla(config.xla) else 'off'}); "
+    log.write(f"training from step {start} to {config.steps} ({trainer.runtime.label}); "
               f"{len(faces['a'])} faces of A, {len(faces['b'])} of B\n")
     streams = [iter(trainer.distribute(data.dataset(faces[s], config.data, start, side=i)))
                for i, s in enumerate(SIDES)]
     preview_faces = {s: _preview_faces(faces[s]) for s in SIDES}
     writer = (tf.summary.create_file_writer(os.path.join(config.model_dir, "train")) if trainer.chief
               else tf.summary.create_noop_writer())
-    evaluation = _held_out_evaluation(config, log) if trainer.chief and config.eval_every else None
+    evaluation = _held_out_evaluation(config, record, log) if trainer.chief and config.eval_every else None
     stop = _StopSignal()
     logged, step = {}, start
     window_start, images = time.perf_counter(), 0
@@ -392,14 +367,13 @@ class _Evaluation:
                   f"A {results['reconstruction/psnr_a']:.2f} dB, B {results['reconstruction/psnr_b']:.2f} dB\n")
 
 
-def _held_out_evaluation(config: TrainConfig, log) -> _Evaluation | None:
+def _held_out_evaluation(config: TrainConfig, record: run_record.RunRecord, log) -> _Evaluation | None:
     if config.data.holdout <= 0:
         log.write("no held-out faces (--holdout=0): held-out metrics are not computed\n")
         return None
     faces = {"a": config.data.faces_a, "b": config.data.faces_b}
     try:
-        held_out = metrics.HeldOutEvaluation(faces, config.data.holdout, config.model.resolution,
-                                             config.data.coverage)
+        held_out = metrics.HeldOutEvaluation(faces, config.data.holdout, record.framing)
     except UserError as error:
         log.write(f"held-out metrics are not computed: {error}\n")
         return None
@@ -444,15 +418,3 @@ class _StopSignal:
 
     def _handle(self, signum, frame):
         self.requested = True
-
-
-def save_config(config: TrainConfig) -> None:
-    """config.json beside the checkpoints: what export needs to rebuild the networks and
-    frame the faces as in training."""
-    faces = {"a": data.describe_faces(config.data.faces_a), "b": data.describe_faces(config.data.faces_b)}
-    if faces["a"]["padding"] != faces["b"]["padding"]:
-        raise UserError(f"{config.data.faces_a} and {config.data.faces_b}: faces extracted with "
-                        f"different --padding ({faces['a']['padding']}, {faces['b']['padding']})")
-    document = {"model": dataclasses.asdict(config.model), "coverage": config.data.coverage,
-                "holdout": config.data.holdout, "faces": faces}
-    files.write_atomic(os.path.join(config.model_dir, "config.json"), json.dumps(document, indent=1))

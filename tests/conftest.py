@@ -50,6 +50,14 @@ def face_dirs(tmp_path_factory, data_dir):
     return dirs
 
 
+def tiny_view():
+    """The framing of the tiny models' faces: the extracted 256 px crops, padding 0.2, seen
+    at 64 px with the default coverage."""
+    from faceswap_tf.framing import Framing
+
+    return Framing(crop_size=256, padding=0.2, coverage=0.85, resolution=64)
+
+
 def tiny_config(face_dirs, model_dir, **overrides):
     """A training config of a tiny model on the extracted pair, for tests."""
     from faceswap_tf import data, models, trainer

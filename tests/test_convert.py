@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceswap_tf import media, serving
-from faceswap_tf.convert import blend, converter, video
+from faceswap_tf import media
+from faceswap_tf.convert import backends, blend, converter, video
 from faceswap_tf.convert.tracks import Smoother, Tracks, jitter
 from faceswap_tf.faces import align, detect, identity
 from tests.conftest import ROOT, data_path
@@ -58,7 +58,7 @@ def test_a_video_keeps_its_frames_rate_size_and_audio(converted, clip_a):
     assert result.fps == pytest.approx(source.fps, abs=1e-3)
     assert (result.width, result.height) == (source.width, source.height)
     assert source.has_audio and result.has_audio
-    assert summary.faces_swapped == summary.frames  # one face in every frame of this clip
+    assert summary.faces == summary.frames  # one face in every frame of this clip
     assert not [f for f in os.listdir(os.path.dirname(output)) if f.startswith(".")]  # no leftovers
 
 
@@ -72,14 +72,14 @@ def test_only_the_swapped_face_regions_change(converted, smoke_export, clip_a):
     """Outside the regions the converter pasted into, the output matches a plain transcode
     at the same settings; inside the faces, it differs."""
     _, config, output, plain = converted
-    metadata = serving.LocalSavedModel(os.path.join(smoke_export, "smoke")).metadata
+    metadata = backends.LocalSavedModel(os.path.join(smoke_export, "smoke")).metadata
     finder = converter.FaceFinder(config, metadata, stream=True, timings={})
     jobs = []
     for index, frame in enumerate(frames_of(clip_a)):
         jobs += finder.push(index, frame)
     jobs += finder.flush()
     swapped, baseline = frames_of(output), frames_of(plain)
-    size = int(metadata["crop_size"])
+    size = metadata.framing.crop_size
     outside_psnr, inside_diff = [], []
     for job in jobs[::15]:
         pasted = np.zeros(job.frame.shape[:2], np.uint8)
@@ -105,7 +105,7 @@ def test_serving_url_gives_the_same_frames_as_the_local_savedmodel(smoke_export,
                                          serving_url=f"{server.url}/v1/models/smoke", end=1.0)
         served = converter.run(config, log=io.StringIO())
         assert server.requests > 2
-    assert served.frames == local.frames == 30 and served.faces_swapped == local.faces_swapped
+    assert served.frames == local.frames == 30 and served.faces == local.faces
     local_frames = frames_of(str(tmp_path / "local.mp4"))
     served_frames = frames_of(str(tmp_path / "served.mp4"))
     for a, b in zip(local_frames, served_frames, strict=True):
@@ -200,7 +200,7 @@ def test_colour_transfer_and_paste():
 def test_a_faceless_clip_passes_through_with_a_note(smoke_export, data_dir, tmp_path):
     clip = data_path(data_dir, "clips", "no_faces_crowd.mp4")
     summary, _ = convert(smoke_export, clip, tmp_path / "out.mp4")
-    assert summary.faces_swapped == 0 and summary.frames == len(frames_of(clip))
+    assert summary.faces == 0 and summary.frames == len(frames_of(clip))
     assert any("no face found in any of its" in w for w in summary.warnings)
     assert len(frames_of(str(tmp_path / "out.mp4"))) == summary.frames
 
@@ -223,14 +223,14 @@ def test_a_truncated_video_converts_what_decodes_and_says_so(smoke_export, clip_
 def test_images_a_gif_and_a_folder(smoke_export, data_dir, tmp_path):
     summary, _ = convert(smoke_export, data_path(data_dir, "images", "faces", "biden2.jpg"),
                          tmp_path / "biden.png")
-    assert summary.faces_swapped == 1
+    assert summary.faces == 1
     assert "Synthetic media" in Image.open(tmp_path / "biden.png").text["Description"]
 
     gif = data_path(data_dir, "clips", "small_face.gif")
     summary, _ = convert(smoke_export, gif, tmp_path / "out.gif",
                          detector=detect.DetectorConfig(min_face_size=30))
     assert len(iio.imread(str(tmp_path / "out.gif"), index=None)) == len(iio.imread(gif, index=None))
-    assert summary.faces_swapped > 0
+    assert summary.faces > 0
 
     folder = tmp_path / "in"
     folder.mkdir()
@@ -240,7 +240,7 @@ def test_images_a_gif_and_a_folder(smoke_export, data_dir, tmp_path):
     (folder / "dog.jpg").write_bytes(open(data_path(data_dir, "images", "bad", "dog.jpg"), "rb").read())
     summary, _ = convert(smoke_export, str(folder), tmp_path / "out")
     assert sorted(os.listdir(tmp_path / "out")) == ["dog.jpg", "obama2.jpg", "two_people.jpg"]
-    assert summary.images_skipped == 1 and summary.faces_swapped >= 3
+    assert len(summary.files_skipped) == 1 and summary.faces >= 3
     exif = Image.open(tmp_path / "out" / "obama2.jpg").getexif()
     assert "Synthetic media" in exif[0x010E]
     assert 0x010E not in Image.open(tmp_path / "out" / "dog.jpg").getexif()  # untouched, not labelled

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from faceswap_tf import data, exporter, trainer
+from faceswap_tf import data, exporter, run_record, trainer
 from faceswap_tf.errors import UserError
 from faceswap_tf.faces import alignments
-from tests.conftest import run_module, tiny_config
+from faceswap_tf.signatures import ASSET_NAME, SwapperMetadata
+from tests.conftest import run_module, tiny_config, tiny_view
 
 # Runs in a fresh process that imports TensorFlow and nothing of faceswap_tf.
 TF_ONLY_CLIENT = r"""
@@ -52,7 +53,7 @@ def exported(smoke_model, tmp_path_factory):
 
 def test_a_version_is_numbered_by_the_training_step(exported, smoke_model):
     assert os.path.basename(exported) == "6"
-    assert os.path.exists(os.path.join(exported, "assets", exporter.ASSET_NAME))
+    assert os.path.exists(os.path.join(exported, "assets", ASSET_NAME))
     config = open(os.path.join(os.path.dirname(os.path.dirname(exported)), "models.config")).read()
     assert 'name: "smoke"' in config and f'base_path: "{os.path.dirname(exported)}"' in config
 
@@ -69,10 +70,10 @@ def test_tensorflow_alone_loads_it_and_it_matches_the_keras_networks(exported, s
     # The reference: the trained Keras networks restored by the trainer, on the same crops.
     gan = trainer.GanTrainer(tiny_config(face_dirs, smoke_model))
     assert gan.restore() == 6
-    metadata = json.loads(str(out["metadata"]))
-    framing = data.Framing(metadata["crop_size"], metadata["resolution"], metadata["coverage"])
-    rgb, mask, _ = gan.reconstruct("b", framing.to_view(tf.constant(crops)))
-    reference = framing.blend(tf.constant(crops), rgb, mask)
+    metadata = SwapperMetadata.from_json(str(out["metadata"]), "metadata")
+    framing = metadata.framing
+    rgb, mask, _ = gan.reconstruct("b", framing.tf_to_view(tf.constant(crops)))
+    reference = framing.tf_blend(tf.constant(crops), rgb, mask)
 
     assert out["swapped"].shape == crops.shape and out["swapped"].dtype == np.uint8
     assert np.abs(out["swapped"].astype(int) - reference["swapped"].numpy()).max() <= 1
@@ -85,10 +86,10 @@ def test_tensorflow_alone_loads_it_and_it_matches_the_keras_networks(exported, s
     # The bytes signature gives the same pixels, losslessly.
     np.testing.assert_array_equal(out["swapped_png"], out["swapped"])
     assert np.abs(out["mask_png"][..., 0] / 255.0 - out["mask"][..., 0]).max() <= 0.5 / 255 + 1e-6
-    assert metadata["direction"] == "a_to_b" and metadata["step"] == 6
-    assert metadata["source"] == "identity_a" and metadata["target"] == "identity_b"
-    assert metadata["crop_size"] == 256 and metadata["padding"] == 0.2
-    assert len(metadata["template_points"]) == 68
+    assert metadata.direction == "a_to_b" and metadata.step == 6
+    assert metadata.source == "identity_a" and metadata.target == "identity_b"
+    assert metadata.framing == tiny_view()
+    assert len(metadata.template_points) == 68
 
 
 def test_the_saved_model_sees_faces_as_training_did(face_dirs):
@@ -98,9 +99,9 @@ def test_the_saved_model_sees_faces_as_training_did(face_dirs):
     records = {r.file: r for r in alignments.load(os.path.join(face_dirs["a"], alignments.FILE_NAME))}
     files = sorted(glob.glob(os.path.join(face_dirs["a"], "*.png")))
     picks = [os.path.basename(files[i]) for i in np.linspace(0, len(files) - 1, 3).astype(int)]
-    training_view = np.stack([data._model_view(crop, records[name], 64, 0.85)[..., :3]
+    training_view = np.stack([data.model_view(crop, records[name], tiny_view())[..., :3]
                               for crop, name in zip(crops, picks, strict=True)])
-    view = (data.Framing(256, 64, 0.85).to_view(tf.constant(crops)).numpy() + 1.0) * 127.5
+    view = (tiny_view().tf_to_view(tf.constant(crops)).numpy() + 1.0) * 127.5
     assert np.abs(view - training_view).max() < 1.0
 
 
@@ -147,7 +148,7 @@ def test_export_cli_and_its_errors(smoke_model, tmp_path):
                       "--direction=b_to_a", f"--export_dir={tmp_path}")
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"to {tmp_path}/cli/6" in done.stderr
-    meta = json.load(open(tmp_path / "cli" / "6" / "assets" / exporter.ASSET_NAME))
+    meta = json.load(open(tmp_path / "cli" / "6" / "assets" / ASSET_NAME))
     assert meta["direction"] == "b_to_a" and meta["source"] == "identity_b"
 
     empty = tmp_path / "empty"
@@ -163,6 +164,6 @@ def test_export_cli_and_its_errors(smoke_model, tmp_path):
 
 
 def test_a_model_dir_without_a_checkpoint_is_one_clear_error(face_dirs, tmp_path):
-    trainer.save_config(tiny_config(face_dirs, tmp_path))
+    run_record.write(str(tmp_path), trainer.record_of(tiny_config(face_dirs, tmp_path)))
     with pytest.raises(UserError, match=f"{tmp_path}: no checkpoint; train first"):
         exporter.build_swapper(str(tmp_path), "a_to_b")

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from faceswap_tf import data, models, trainer
-from tests.conftest import ROOT, run_module, tiny_config
+from faceswap_tf import data, models, run_record, runtime, trainer
+from tests.conftest import ROOT, run_module, tiny_config, tiny_view
 
 
 def test_holdout_is_the_end_of_each_source(face_dirs):
     from faceswap_tf.faces import alignments
     records = alignments.load(os.path.join(face_dirs["a"], "alignments.json"))
-    train, held = data.split_holdout(records, 0.2)
+    train, held = run_record.split_holdout(records, 0.2)
     assert len(train) + len(held) == len(records) and held
     assert max(r.frame for r in train) < min(r.frame for r in held)
     last = max(r.frame for r in records) + 1
@@ -24,7 +24,7 @@ def test_holdout_is_the_end_of_each_source(face_dirs):
 
 
 def test_faces_load_with_masks_at_the_model_resolution(face_dirs):
-    faces = data.load_faces(face_dirs["a"], 64, 0.85, 0.2)
+    faces = data.load_faces(face_dirs["a"], tiny_view(), 0.2)
     assert faces.dtype == np.uint8 and faces.shape[1:] == (64, 64, 5)
     face_mask, eyes_mouth = faces[..., 3] > 127, faces[..., 4] > 127
     assert 0.3 < face_mask.mean() < 0.8
@@ -59,7 +59,7 @@ def variables_changed(before, variables):
 
 def test_d_step_changes_only_d_and_g_step_only_g(face_dirs, tmp_path):
     gan = trainer.GanTrainer(tiny_config(face_dirs, tmp_path))
-    faces = {s: data.load_faces(face_dirs[s], 64, 0.85, 0.2) for s in trainer.SIDES}
+    faces = {s: data.load_faces(face_dirs[s], tiny_view(), 0.2) for s in trainer.SIDES}
     batches = {s: data.augmented(next(iter(data.dataset(faces[s], gan.config.data, side=i))), gan.config.data)
                for i, s in enumerate(trainer.SIDES)}
     # Attention starts switched off (gamma 0), which zeroes its projections' gradients;
@@ -106,7 +106,7 @@ def distributed_matches_one_device(faces_a, faces_b, model_dir):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     config = tiny_config({"a": faces_a, "b": faces_b}, model_dir)
-    faces = {s: data.load_faces(getattr(config.data, f"faces_{s}"), 64, 0.85, 0.2) for s in trainer.SIDES}
+    faces = {s: data.load_faces(getattr(config.data, f"faces_{s}"), tiny_view(), 0.2) for s in trainer.SIDES}
     streams = [data.dataset(faces[s], config.data, side=i) for i, s in enumerate(trainer.SIDES)]
     batches = [list(b) for b in zip(*(stream.take(3) for stream in streams), strict=True)]
     runs = {}
@@ -244,10 +244,10 @@ def test_missing_faces_folder_is_one_clear_error(tmp_path):
 
 
 def test_precision_and_xla_choices():
-    assert trainer.resolve_precision("off") == "float32"
-    assert trainer.resolve_precision("float16") == "mixed_float16"
-    assert trainer.resolve_xla("off") is False and trainer.resolve_xla("on") is True
-    assert trainer.resolve_xla("auto") is bool(tf.config.list_physical_devices("GPU"))
+    assert runtime.resolve_precision("off") == "float32"
+    assert runtime.resolve_precision("float16") == "mixed_float16"
+    assert runtime.resolve_xla("off") is False and runtime.resolve_xla("on") is True
+    assert runtime.resolve_xla("auto") is bool(tf.config.list_physical_devices("GPU"))
     with pytest.raises(trainer.UserError, match="--xla=maybe"):
         dataclasses.replace(trainer.TrainConfig("m", data.DataConfig("a", "b")), xla="maybe")
 

@@ -5,7 +5,7 @@
   seamless cloning), the visible watermark;
 - `video.py`: writing videos (ffmpeg: codec, CRF, the original audio, synthetic-media
   metadata) and images, always to a temporary file renamed at the end;
-- `converter.py`: the per-frame work and the threaded pipeline around it.
-
-The entry point is `tools/convert`; the swapper runs through `faceswap_tf.serving`.
+- `converter.py`: the per-frame work and the threaded pipeline around it;
+- `backends.py`: where the swapper runs (this process, or TF Serving over REST or gRPC);
+- `cli.py`: the flags; `python -m faceswap_tf.convert`, `faceswap-convert` and `tools/convert`.
 """

@@ -21,18 +21,18 @@ import time
 
 import numpy as np
 
-from faceswap_tf import media, serving
-from faceswap_tf.convert import blend, video
+from faceswap_tf import media
+from faceswap_tf.convert import backends, blend, video
 from faceswap_tf.convert.tracks import Smoother, TrackedFace, Tracks
 from faceswap_tf.errors import UserError
-from faceswap_tf.faces import align, detect, identity
+from faceswap_tf.faces import detect, identity
+from faceswap_tf.faces.select import FaceSelector
 from faceswap_tf.progress import Progress
+from faceswap_tf.signatures import SwapperMetadata
+from faceswap_tf.summary import RunSummary
 
 FACE_CHOICES = ("all", "largest")
 STAGES = ("decode", "detect", "landmarks", "identify", "align", "swap", "blend", "encode")
-# Frames between two identity checks of a tracked face: a face that matched is checked again
-# now and then; one that did not, soon (its first frames may be blurred by a cut or motion).
-RECHECK_MATCH, RECHECK_MISMATCH = 30, 5
 WATERMARK_TEXT = "SYNTHETIC MEDIA - face swapped"
 
 
@@ -84,30 +84,6 @@ class ConvertConfig:
 
 
 @dataclasses.dataclass
-class Summary:
-    frames: int = 0
-    frames_swapped: int = 0
-    faces_swapped: int = 0
-    images_skipped: int = 0
-    seconds: float = 0.0
-    stage_seconds: dict = dataclasses.field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
-    warnings: list[str] = dataclasses.field(default_factory=list)
-
-    @property
-    def fps(self) -> float:
-        return self.frames / max(self.seconds, 1e-9)
-
-    def shares(self) -> str:
-        busy = sum(self.stage_seconds.values()) or 1.0
-        return "  ".join(f"{k} {100 * v / busy:.0f}%" for k, v in self.stage_seconds.items() if v)
-
-    def lines(self) -> list[str]:
-        return [f"frames: {self.frames}  with a swapped face: {self.frames_swapped}  faces swapped: "
-                f"{self.faces_swapped}  seconds: {self.seconds:.1f}  ({self.fps:.1f} frames/s)",
-                f"time per stage (summed over threads): {self.shares()}"]
-
-
-@dataclasses.dataclass
 class FaceJob:
     matrix: np.ndarray  # frame -> aligned crop
     crop: np.ndarray  # uint8 [S, S, 3]
@@ -125,24 +101,22 @@ class FrameJob:
 class FaceFinder:
     """Finds, selects and aligns the faces to swap in each frame."""
 
-    def __init__(self, config: ConvertConfig, metadata: dict, stream: bool, timings: dict):
+    def __init__(self, config: ConvertConfig, metadata: SwapperMetadata, stream: bool, timings: dict):
         self.config, self.timings = config, timings
         self.detector = detect.FaceDetector(config.detector)
         self.tracker = detect.FaceTracker(self.detector, config.keyframe_interval) if stream else None
         self.tracks = Tracks()
         self.smoother = Smoother(config.smoothing if stream else 0.0)
-        self.size, self.padding = int(metadata["crop_size"]), float(metadata["padding"])
-        self.template = np.asarray(metadata["template_points"], dtype=np.float64)
-        self.weights = np.asarray(metadata["fit_weights"], dtype=np.float64)
-        self.reference = self.describer = None
-        self._matches: dict[int, tuple[int, bool]] = {}  # track -> (frame checked, matches)
-        if config.reference:
-            self.describer = identity.FaceDescriber()
-            self.reference = identity.reference_descriptor(config.reference, self.detector, self.describer)
+        self.framing = metadata.framing
+        self.template = np.asarray(metadata.template_points, dtype=np.float64)
+        self.weights = np.asarray(metadata.fit_weights, dtype=np.float64)
+        self.selector = FaceSelector.from_options(config.faces == "largest", config.reference, self.detector,
+                                                  config.reference_distance)
 
     def reset(self) -> None:
         """Forgets the faces seen so far (before an unrelated image)."""
-        self.tracks, self._matches = Tracks(), {}
+        self.tracks = Tracks()
+        self.selector.reset()
 
     def push(self, index: int, frame: np.ndarray) -> list[FrameJob]:
         """This frame's faces; returns the frames whose smoothing window is complete."""
@@ -155,32 +129,15 @@ class FaceFinder:
     def _job(self, item, faces: list[TrackedFace]) -> FrameJob:
         index, frame = item
         start = time.perf_counter()
-        chosen = self._select(index, frame, faces)
+        selection = self.selector(frame, [face.face for face in faces], [face.track for face in faces], index)
         self.timings["identify"] = self.timings.get("identify", 0.0) + time.perf_counter() - start
         start = time.perf_counter()
         jobs = []
-        for face in chosen:
-            matrix = align.alignment_matrix(face.landmarks, self.size, self.padding, self.template,
-                                            self.weights)
-            jobs.append(FaceJob(matrix, align.warp_face(frame, matrix, self.size)))
+        for i in selection.chosen:
+            matrix = self.framing.crop_matrix(faces[i].landmarks, self.template, self.weights)
+            jobs.append(FaceJob(matrix, self.framing.crop(frame, matrix)))
         self.timings["align"] = self.timings.get("align", 0.0) + time.perf_counter() - start
         return FrameJob(index, frame, jobs)
-
-    def _select(self, index, frame, faces: list[TrackedFace]) -> list[TrackedFace]:
-        if self.config.faces == "largest" and faces:
-            faces = [max(faces, key=lambda f: f.face.size)]
-        if self.reference is None:
-            return faces
-        chosen = []
-        for face in faces:
-            checked = self._matches.get(face.track)
-            if checked is None or index - checked[0] >= (RECHECK_MATCH if checked[1] else RECHECK_MISMATCH):
-                descriptor = self.describer(frame, face.face)
-                matches = identity.distance(descriptor, self.reference) <= self.config.reference_distance
-                checked = self._matches[face.track] = (index, matches)
-            if checked[1]:
-                chosen.append(face)
-        return chosen
 
 
 class Blender:
@@ -211,15 +168,14 @@ def swap_faces(backend, jobs: list[FrameJob]) -> None:
 
 def provenance_of(backend) -> video.Provenance:
     meta = backend.metadata
-    return video.Provenance(model=backend.description, name=str(meta.get("model_name", "?")),
-                            step=int(meta.get("step", 0)), source=str(meta.get("source", "?")),
-                            target=str(meta.get("target", "?")))
+    return video.Provenance(model=backend.description, name=meta.model_name or "?", step=meta.step,
+                            source=meta.source, target=meta.target)
 
 
-def run(config: ConvertConfig, log=sys.stderr) -> Summary:
+def run(config: ConvertConfig, log=sys.stderr) -> RunSummary:
     """Converts `config.input` (a video, an image or a folder of images) into `config.output`."""
     kind = _kind(config)
-    backend = serving.connect(config.model, config.serving_url, timeout=config.serving_timeout)
+    backend = backends.connect(config.model, config.serving_url, timeout=config.serving_timeout)
     if kind == "video":
         return convert_video(config, backend, log)
     return convert_images(config, backend, log)
@@ -295,12 +251,12 @@ class _Pipeline:
             thread.join(timeout=10)
 
 
-def convert_video(config: ConvertConfig, backend, log=sys.stderr) -> Summary:
+def convert_video(config: ConvertConfig, backend, log=sys.stderr) -> RunSummary:
     info = media.probe_video(config.input)
     fps = info.fps or 25.0
     first = int(round((config.start or 0.0) * fps))
     last = int(round(config.end * fps)) if config.end is not None else None
-    summary = Summary()
+    summary = RunSummary(STAGES, verb="swapped", sources=1)
     timings = summary.stage_seconds
     finder = FaceFinder(config, backend.metadata, stream=True, timings=timings)
     blender = Blender(config)
@@ -374,8 +330,8 @@ def convert_video(config: ConvertConfig, backend, log=sys.stderr) -> Summary:
             timings["blend"] += middle - start
             timings["encode"] += time.perf_counter() - middle
             summary.frames += 1
-            summary.frames_swapped += bool(job.faces)
-            summary.faces_swapped += len(job.faces)
+            summary.frames_with_face += bool(job.faces)
+            summary.faces += len(job.faces)
             progress.update()
         if pipeline.error is not None:
             raise pipeline.error
@@ -394,13 +350,13 @@ def convert_video(config: ConvertConfig, backend, log=sys.stderr) -> Summary:
     if info.frames and last is None and decoded["count"] < 0.9 * info.frames and not summary.warnings:
         summary.warnings.append(f"{config.input}: decoded {decoded['count']} of the {info.frames} frames "
                                 "the container announces (truncated?); converted what decoded")
-    if summary.faces_swapped == 0:
+    if summary.faces == 0:
         summary.warnings.append(f"{config.input}: no face found in any of its {summary.frames} frames; "
                                 "the output is the input re-encoded")
     return summary
 
 
-def convert_images(config: ConvertConfig, backend, log=sys.stderr) -> Summary:
+def convert_images(config: ConvertConfig, backend, log=sys.stderr) -> RunSummary:
     folder = os.path.isdir(config.input)
     sources = media.list_media(config.input)
     if folder:
@@ -408,7 +364,7 @@ def convert_images(config: ConvertConfig, backend, log=sys.stderr) -> Summary:
         if not sources:
             raise UserError(f"{config.input}: no images in it")
         os.makedirs(config.output, exist_ok=True)
-    summary = Summary()
+    summary = RunSummary(STAGES, verb="swapped", sources=len(sources))
     finder = FaceFinder(config, backend.metadata, stream=False, timings=summary.stage_seconds)
     blender = Blender(config)
     provenance = provenance_of(backend)
@@ -420,15 +376,15 @@ def convert_images(config: ConvertConfig, backend, log=sys.stderr) -> Summary:
             if not folder:
                 raise
             log.write(f"skipped: {error}\n")
-            summary.images_skipped += 1
+            summary.files_skipped.append(str(error))
             continue
         finder.reset()
         jobs = finder.push(0, frame) + finder.flush()
         swap_faces(backend, jobs)
         for job in jobs:
             blender(job)
-            summary.faces_swapped += len(job.faces)
-            summary.frames_swapped += bool(job.faces)
+            summary.faces += len(job.faces)
+            summary.frames_with_face += bool(job.faces)
         summary.frames += 1
         target = config.output
         if folder:

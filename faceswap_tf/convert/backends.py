@@ -1,9 +1,11 @@
-"""Where an exported swapper runs: in this process, or behind TensorFlow Serving.
+"""Where an exported swapper runs for the converter: in this process, or behind TensorFlow
+Serving.
 
-Every backend has `metadata` (the export's document: crop size, framing, template, names)
-and `swap(faces)`: uint8 [N, S, S, 3] aligned crops -> (swapped uint8 [N, S, S, 3], mask
-float32 [N, S, S, 1]). The mask comes in steps of 1/255 from every backend, as a PNG carries
-it over REST, so a conversion gives the same frames wherever the model runs.
+Every backend checks the model against the export contract (`signatures.py`), has `metadata`
+(its `SwapperMetadata`: framing, template, names, provenance) and `swap(faces)`: uint8
+[N, S, S, 3] aligned crops -> (swapped uint8 [N, S, S, 3], mask float32 [N, S, S, 1]). The
+mask comes in steps of 1/255 from every backend, as a PNG carries it over REST, so a
+conversion gives the same frames wherever the model runs.
 
 - `LocalSavedModel(path)`: export/NAME (its newest version) or export/NAME/VERSION.
 - `RestServing(url)`: TF Serving's REST predict API, `swap_image_bytes` with base64 PNGs;
@@ -25,14 +27,9 @@ import urllib.request
 import cv2
 import numpy as np
 
-from faceswap_tf.errors import UserError
-
-METADATA_FORMAT = "faceswap_tf.swapper"
-# The signatures the converter calls, with their inputs and outputs as TF Serving names them.
-REQUIRED = {
-    "swap_image_bytes": ({"image_bytes": "DT_STRING"}, {"swapped_bytes", "mask_bytes"}),
-    "metadata": ({"request": "DT_INT32"}, {"json"}),
-}
+from faceswap_tf import signatures
+from faceswap_tf.errors import UserError, brief
+from faceswap_tf.signatures import SwapperMetadata
 
 
 class ServingError(UserError):
@@ -41,12 +38,6 @@ class ServingError(UserError):
 
 def _quantise_mask(mask: np.ndarray) -> np.ndarray:
     return (np.round(np.clip(mask, 0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
-
-
-def _check_metadata(metadata: dict, where: str) -> dict:
-    if metadata.get("format") != METADATA_FORMAT:
-        raise ServingError(f"{where}: not a faceswap_tf swapper (metadata format {metadata.get('format')!r})")
-    return metadata
 
 
 def resolve_version(path: str) -> str:
@@ -74,13 +65,13 @@ class LocalSavedModel:
         try:
             self._model = tf.saved_model.load(self.path)
         except (OSError, ValueError, tf.errors.OpError) as error:
-            raise UserError(f"{self.path}: not a loadable SavedModel ({str(error).splitlines()[0]})") from None
-        missing = {"serving_default", *REQUIRED} - set(self._model.signatures)
-        if missing:
-            raise UserError(f"{self.path}: not a faceswap_tf export "
-                            f"(no {', '.join(sorted(missing))} signature)")
-        document = self._model.signatures["metadata"](request=tf.constant(0, tf.int32))["json"]
-        self.metadata = _check_metadata(json.loads(document.numpy().decode()), self.path)
+            raise UserError(f"{self.path}: not a loadable SavedModel ({brief(error)})") from None
+        signatures.check_signatures(signatures.of_loaded(self._model.signatures), self.path)
+        try:
+            document = self._model.signatures["metadata"](request=tf.constant(0, tf.int32))["json"]
+        except tf.errors.OpError as error:
+            raise UserError(f"{self.path}: its metadata signature fails ({brief(error)})") from None
+        self.metadata = SwapperMetadata.from_json(document.numpy().decode(), self.path)
         self.description = f"{self.path} (local)"
 
     def swap(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -103,10 +94,9 @@ class RestServing:
         document = answer.get("outputs")
         if isinstance(document, dict):
             document = document.get("json")
-        try:
-            self.metadata = _check_metadata(json.loads(document), self.base)
-        except (TypeError, ValueError):
-            raise ServingError(f"{self.base}: the metadata signature answered {str(answer)[:200]}") from None
+        if not isinstance(document, str):
+            raise ServingError(f"{self.base}: the metadata signature answered {str(answer)[:200]}")
+        self.metadata = SwapperMetadata.from_json(document, self.base)
         self.description = self.base
 
     def swap(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -129,19 +119,11 @@ class RestServing:
 
     def _check_signatures(self, answer: dict):
         try:
-            signatures = answer["metadata"]["signature_def"]["signature_def"]
-        except (KeyError, TypeError):
+            found = signatures.of_serving_metadata(answer)
+        except (KeyError, TypeError, AttributeError):
             raise ServingError(f"{self.base}/metadata: not a TF Serving model metadata answer") from None
-        for name, (inputs, outputs) in REQUIRED.items():
-            found = signatures.get(name)
-            if found is None:
-                raise ServingError(f"{self.base}: the model has no {name} signature (it has "
-                                   f"{', '.join(sorted(signatures))}): not a faceswap_tf export")
-            got_inputs = {k: v.get("dtype") for k, v in found.get("inputs", {}).items()}
-            if got_inputs != inputs or set(found.get("outputs", {})) != outputs:
-                raise ServingError(f"{self.base}: signature {name} takes {got_inputs} and gives "
-                                   f"{sorted(found.get('outputs', {}))}; expected {inputs} -> "
-                                   f"{sorted(outputs)}")
+        # REST calls only these two; serving_default is gRPC's.
+        signatures.check_signatures(found, self.base, required=("swap_image_bytes", "metadata"))
 
     def _request(self, method: str, url: str, body: dict | None = None) -> dict:
         """One call with bounded retries; returns the decoded JSON answer."""
@@ -206,8 +188,8 @@ class GrpcServing:
         self.target, self.name, self.version, self.timeout = target, name, version, timeout
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
         answer = self._call("metadata", {"request": tf.constant(0, tf.int32)})
-        self.metadata = _check_metadata(json.loads(tf.make_ndarray(answer["json"]).item().decode()),
-                                        self.description)
+        document = tf.make_ndarray(answer["json"]).item().decode()
+        self.metadata = SwapperMetadata.from_json(document, self.description)
 
     @property
     def description(self) -> str:

@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from faceswap_tf import exporter, serving
+from faceswap_tf import exporter
+from faceswap_tf.convert import backends
+from faceswap_tf.signatures import ContractError
 from tests.conftest import ROOT
 from tests.test_export import aligned_crops
 from tests.tf_serving_protocol import ProtocolServer
@@ -36,7 +38,7 @@ def export_dir(smoke_export):
 
 @pytest.fixture(scope="module")
 def local(export_dir):
-    return serving.LocalSavedModel(os.path.join(export_dir, "smoke"))
+    return backends.LocalSavedModel(os.path.join(export_dir, "smoke"))
 
 
 @pytest.fixture(scope="module")
@@ -52,52 +54,53 @@ def crops(face_dirs):
 
 def test_local_backend_takes_the_newest_version(local, export_dir, crops):
     assert local.path == os.path.join(export_dir, "smoke", "6")
-    assert local.metadata["crop_size"] == 256 and local.metadata["step"] == 6
+    assert local.metadata.framing.crop_size == 256 and local.metadata.step == 6
     swapped, mask = local.swap(crops)
     assert swapped.shape == crops.shape and swapped.dtype == np.uint8
     assert mask.shape == (3, 256, 256, 1) and np.all(np.round(mask * 255) == mask * 255)
 
 
 def test_protocol_rest_gives_the_local_savedmodels_output(server, local, crops):
-    remote = serving.RestServing(f"{server.url}/v1/models/smoke")
+    remote = backends.RestServing(f"{server.url}/v1/models/smoke")
     assert remote.metadata == local.metadata
     swapped, mask = remote.swap(crops)
     want_swapped, want_mask = local.swap(crops)
     np.testing.assert_array_equal(swapped, want_swapped)
     np.testing.assert_array_equal(mask, want_mask)
-    pinned = serving.RestServing(f"{server.url}/v1/models/smoke/versions/6")
+    pinned = backends.RestServing(f"{server.url}/v1/models/smoke/versions/6")
     np.testing.assert_array_equal(pinned.swap(crops[:1])[0], want_swapped[:1])
 
 
 def test_protocol_rest_retries_server_errors_then_gives_up_clearly(server, crops):
-    remote = serving.RestServing(f"{server.url}/v1/models/smoke", retries=2, backoff=0.01)
+    remote = backends.RestServing(f"{server.url}/v1/models/smoke", retries=2, backoff=0.01)
     server.faults.extend([("status", 503), ("status", 500)])
     before = server.requests
     assert remote.swap(crops[:1])[0].shape == (1, 256, 256, 3)  # third try answers
     assert server.requests - before == 3
     server.faults.extend([("status", 503)] * 3)
-    with pytest.raises(serving.ServingError, match=r":predict: HTTP 503: injected failure 503, after 3 tries"):
+    with pytest.raises(backends.ServingError, match=r":predict: HTTP 503: injected failure 503, after 3 tries"):
         remote.swap(crops[:1])
     assert not server.faults
 
 
 def test_protocol_rest_timeout_is_a_clear_error(server, crops):
-    remote = serving.RestServing(f"{server.url}/v1/models/smoke", timeout=0.3, retries=1, backoff=0.01)
+    remote = backends.RestServing(f"{server.url}/v1/models/smoke", timeout=0.3, retries=1, backoff=0.01)
     server.faults.extend([("sleep", 1.0), ("sleep", 1.0)])
-    with pytest.raises(serving.ServingError, match=r"no answer within 0.3 s, after 2 tries"):
+    with pytest.raises(backends.ServingError, match=r"no answer within 0.3 s, after 2 tries"):
         remote.swap(crops[:1])
 
 
 def test_protocol_rest_client_errors_are_not_retried(server, crops):
-    remote = serving.RestServing(f"{server.url}/v1/models/smoke", retries=3, backoff=0.01)
+    remote = backends.RestServing(f"{server.url}/v1/models/smoke", retries=3, backoff=0.01)
     before = server.requests
-    with pytest.raises(serving.ServingError, match=r"HTTP 400: .*must be a 256x256 aligned face crop"):
+    with pytest.raises(backends.ServingError, match=r"HTTP 400: .*must be a 256x256 aligned face crop"):
         remote.swap(crops[:, :128, :128])
     assert server.requests - before == 1
-    with pytest.raises(serving.ServingError, match=r"versions/9/metadata: HTTP 404: Servable not found"):
-        serving.RestServing(f"{server.url}/v1/models/smoke/versions/9")
-    with pytest.raises(serving.ServingError, match=r"HTTP 404: Servable not found for request: Latest\(nope\)"):
-        serving.RestServing(f"{server.url}/v1/models/nope")
+    with pytest.raises(backends.ServingError, match=r"versions/9/metadata: HTTP 404: Servable not found"):
+        backends.RestServing(f"{server.url}/v1/models/smoke/versions/9")
+    with pytest.raises(backends.ServingError,
+                       match=r"HTTP 404: Servable not found for request: Latest\(nope\)"):
+        backends.RestServing(f"{server.url}/v1/models/nope")
 
 
 def test_protocol_rest_refuses_a_model_that_is_not_a_swapper(tmp_path):
@@ -105,28 +108,28 @@ def test_protocol_rest_refuses_a_model_that_is_not_a_swapper(tmp_path):
     module.double = tf.function(lambda x: {"y": 2 * x}, input_signature=[tf.TensorSpec([None], tf.float32)])
     tf.saved_model.save(module, str(tmp_path / "1"), signatures={"serving_default": module.double})
     with ProtocolServer({"other": {1: str(tmp_path / "1")}}) as other:
-        with pytest.raises(serving.ServingError, match="has no swap_image_bytes signature .*not a faceswap_tf"):
-            serving.RestServing(f"{other.url}/v1/models/other")
+        with pytest.raises(ContractError, match="has no swap_image_bytes signature .*not a faceswap_tf"):
+            backends.RestServing(f"{other.url}/v1/models/other")
 
 
 def test_rest_unreachable_server_and_bad_urls():
     port = free_port()
-    with pytest.raises(serving.ServingError, match=r"cannot connect .* after 2 tries"):
-        serving.RestServing(f"http://127.0.0.1:{port}/v1/models/x", retries=1, backoff=0.01)
-    with pytest.raises(serving.UserError, match="expected http://HOST:PORT/v1/models/NAME"):
-        serving.connect(serving_url="http://127.0.0.1:1/models/x")
+    with pytest.raises(backends.ServingError, match=r"cannot connect .* after 2 tries"):
+        backends.RestServing(f"http://127.0.0.1:{port}/v1/models/x", retries=1, backoff=0.01)
+    with pytest.raises(backends.UserError, match="expected http://HOST:PORT/v1/models/NAME"):
+        backends.connect(serving_url="http://127.0.0.1:1/models/x")
 
 
 def test_protocol_grpc_gives_the_local_savedmodels_output(server, local, crops):
     target = server.start_grpc()
-    remote = serving.connect(serving_url=f"grpc://{target}/smoke")
+    remote = backends.connect(serving_url=f"grpc://{target}/smoke")
     assert remote.metadata == local.metadata
     swapped, mask = remote.swap(crops)
     want_swapped, want_mask = local.swap(crops)
     np.testing.assert_array_equal(swapped, want_swapped)
     np.testing.assert_array_equal(mask, want_mask)
-    with pytest.raises(serving.ServingError, match="NOT_FOUND: Servable not found"):
-        serving.connect(serving_url=f"grpc://{target}/smoke/versions/9")
+    with pytest.raises(backends.ServingError, match="NOT_FOUND: Servable not found"):
+        backends.connect(serving_url=f"grpc://{target}/smoke/versions/9")
 
 
 def test_a_real_tensorflow_model_server(export_dir, local, crops):
@@ -146,7 +149,7 @@ def test_a_real_tensorflow_model_server(export_dir, local, crops):
                 break
             except OSError:
                 time.sleep(0.5)
-        remote = serving.RestServing(f"http://127.0.0.1:{port}/v1/models/smoke")
+        remote = backends.RestServing(f"http://127.0.0.1:{port}/v1/models/smoke")
         np.testing.assert_array_equal(remote.swap(crops)[0], local.swap(crops)[0])
     finally:
         process.terminate()
