@@ -9,6 +9,9 @@ FACESWAP_DATA ?= ../shared/data
 VIDEO_A ?= $(FACESWAP_DATA)/clips/identity_a.mp4
 VIDEO_B ?= $(FACESWAP_DATA)/clips/identity_b.mp4
 RUNS ?= runs
+# Other people, for identity retrieval beyond the pair (the evaluate stage's --distractors).
+DISTRACTORS ?= $(FACESWAP_DATA)/clips/people,$(FACESWAP_DATA)/clips/extra_man_hoodie.mp4,$\
+$(FACESWAP_DATA)/clips/extra_man_glasses.mp4,$(FACESWAP_DATA)/images/faces
 export FACESWAP_DATA
 
 .PHONY: demo test lint bench clean
@@ -19,23 +22,25 @@ $(BIN)/.installed: setup.py pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
-# The main job: aligned faces of A and B, the GAN trained on them (resuming if
-# runs/demo/model already holds a checkpoint), exported as export/demo (a new version only
-# for a new step), the held-out last 20% of A's video converted to B's face, and that
-# swap evaluated: runs/demo/swapped_a_report.md, _report.json and _contact_sheet.png.
+# The main job: aligned faces of A and B, what B's faces cover of A's, the GAN trained on
+# them (resuming if runs/demo/model already holds a checkpoint), exported as export/demo (a
+# new version only for a new step), exactly the frames of A's video the model held out
+# converted to B's face, and that swap evaluated against controls and other people:
+# runs/demo/swapped_a_report.md, _report.json and _contact_sheet.png.
 demo: $(BIN)/.installed
 	$(BIN)/python -m faceswap_tf.extract --flagfile=flags/extract_pair.flags \
 		--input=$(VIDEO_A) --output_dir=$(RUNS)/demo/faces_a
 	$(BIN)/python -m faceswap_tf.extract --flagfile=flags/extract_pair.flags \
 		--input=$(VIDEO_B) --output_dir=$(RUNS)/demo/faces_b
+	$(BIN)/python -m faceswap_tf.coverage --faces_a=$(RUNS)/demo/faces_a --faces_b=$(RUNS)/demo/faces_b
 	$(BIN)/python -m faceswap_tf.train --flagfile=flags/demo.flags \
 		--faces_a=$(RUNS)/demo/faces_a --faces_b=$(RUNS)/demo/faces_b --model_dir=$(RUNS)/demo/model
 	$(BIN)/python -m faceswap_tf.export --model_dir=$(RUNS)/demo/model --name=demo --direction=a_to_b --reuse
 	$(BIN)/python tools/convert --model=export/demo --input=$(VIDEO_A) --output=$(RUNS)/demo/swapped_a.mp4 \
-		--min_face_size=160 --start=$$($(BIN)/python -c "from faceswap_tf import media; \
-		info = media.probe_video('$(VIDEO_A)'); print(0.8 * info.frames / info.fps)")
+		--min_face_size=160 --held_out_of=$(RUNS)/demo/model
 	$(BIN)/python -m faceswap_tf.evaluate --original=$(VIDEO_A) --swapped=$(RUNS)/demo/swapped_a.mp4 \
-		--faces_a=$(RUNS)/demo/faces_a --faces_b=$(RUNS)/demo/faces_b --model_dir=$(RUNS)/demo/model
+		--faces_a=$(RUNS)/demo/faces_a --faces_b=$(RUNS)/demo/faces_b --model_dir=$(RUNS)/demo/model \
+		--min_face_size=160 --distractors=$(DISTRACTORS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check faceswap_tf tests tools

@@ -34,6 +34,7 @@ setup(
             "faceswap-train=faceswap_tf.train:run",
             "faceswap-export=faceswap_tf.export:run",
             "faceswap-convert=faceswap_tf.convert.cli:run",
+            "faceswap-coverage=faceswap_tf.coverage:run",
             "faceswap-evaluate=faceswap_tf.evaluate:run",
         ],
     },

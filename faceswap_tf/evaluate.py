@@ -1,5 +1,7 @@
-"""Evaluate a swapped video against its original: identity, pose, expression, flicker and
-background metrics, and with the training run also held-out identity and reconstruction.
+"""Evaluate a swapped video against its original as the eye sees it: identity among other
+people, mouth and eyes following the original's, motion, detail, pose and background, each
+against an unmodified copy and a still and a jittering paste of B; with the training run,
+held-out frames only and the model's held-out metrics.
 
   python -m faceswap_tf.evaluate --original=clip_a.mp4 --swapped=runs/demo/swapped_a.mp4 \
       --faces_a=runs/demo/faces_a --faces_b=runs/demo/faces_b [--model_dir=runs/demo/model]
@@ -26,7 +28,12 @@ _START = flags.DEFINE_float(
 _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Evaluate at most this many frames.")
 _HOLDOUT = flags.DEFINE_float(
     "holdout", None, "Held-out share of each face set (default: the model's with --model_dir, else 0.2).")
-_GALLERY_SIZE = flags.DEFINE_integer("gallery_size", 30, "Training faces per person in the galleries.")
+_DISTRACTORS = flags.DEFINE_list(
+    "distractors", [], "Videos, images or folders of OTHER people: identity is retrieved among A, B and them "
+    "(each video is one person; each face of an image one person).")
+_GALLERY_SIZE = flags.DEFINE_integer("gallery_size", 30, "Faces per person in the galleries of A and B.")
+_CONTROLS = flags.DEFINE_boolean(
+    "controls", True, "Also measure the controls (unmodified, still and jittering paste of B) for scale.")
 _MIN_FACE_SIZE = flags.DEFINE_integer("min_face_size", 80, "Smallest face sought, in frame pixels.")
 _SHEET_ROWS = flags.DEFINE_integer("sheet_rows", 6, "Frames on the contact sheet.")
 
@@ -36,8 +43,9 @@ def main(argv):
     config = evaluator.EvaluateConfig(
         original=_ORIGINAL.value, swapped=_SWAPPED.value, faces_a=_FACES_A.value, faces_b=_FACES_B.value,
         output_dir=_OUTPUT_DIR.value, model_dir=_MODEL_DIR.value, start=_START.value,
-        max_frames=_MAX_FRAMES.value, holdout=_HOLDOUT.value, gallery_size=_GALLERY_SIZE.value,
-        min_face_size=_MIN_FACE_SIZE.value, sheet_rows=_SHEET_ROWS.value,
+        max_frames=_MAX_FRAMES.value, holdout=_HOLDOUT.value, distractors=tuple(_DISTRACTORS.value),
+        gallery_size=_GALLERY_SIZE.value, min_face_size=_MIN_FACE_SIZE.value, sheet_rows=_SHEET_ROWS.value,
+        controls=_CONTROLS.value,
     )
     evaluator.run(config, log=sys.stderr)
 

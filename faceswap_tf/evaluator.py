@@ -1,22 +1,40 @@
-"""The evaluate stage: how good a swapped video is, measured against its original.
+"""The evaluate stage: how good a swapped video is, measured as the eye sees it.
 
 Each frame of the swapped video is paired with the original frame it was made from (found by
-content, or from --start). In both, dlib finds the faces and their 68 landmarks; each
-original face is paired with the swapped face over it. Per face and frame (`metrics` says
-which stand-ins these are for the literature's):
-- identity: the swapped face's dlib descriptor against galleries of A's and B's training
-  faces; the share nearer B's is the identity retrieval between the pair;
-- pose error: |yaw|, |pitch|, |roll| differences, swapped vs original (`faces.pose`);
-- expression error: `metrics.expression_error`, swapped vs original;
-- flicker: the mean change from the previous frame inside the original faces' hulls, in the
-  swapped video over the same in the original (1 = as steady as the original);
-- background: PSNR outside the original faces' aligned crops (the swap cannot reach there,
-  so what is lost is the encoder's);
-and, with the model_dir that made it, `metrics.HeldOutEvaluation` on the held-out aligned
-faces (identity of the swaps and reconstruction PSNR/SSIM).
+content, or from --start). In the original, dlib finds the faces, their 68 landmarks and
+follows them from frame to frame (tracks); in the swapped frame it finds them again. Every
+measure is taken on the swap AND on three controls rendered from the same original frames,
+so each number is read against what a faithful video and what an obvious fake score:
 
-It writes <stem>_report.json (per-frame values and the summary), <stem>_report.md and
-<stem>_contact_sheet.png (original | swapped frames, labelled as synthetic media).
+- `unmodified`: the original frame through a JPEG round trip (quality 90), the floor that
+  encoding alone leaves;
+- `still`: one face of B, pasted on every frame with the converter's own colour matching,
+  mask and blending, following the head but never the expression: it carries B's identity
+  perfectly, so identity alone cannot tell it from a swap;
+- `jittered`: that paste moved by a random few percent every frame.
+
+Per face and frame (`metrics` has the formulas):
+- identity: the dlib descriptor of the swapped face, retrieved among galleries of A, of B and
+  of distractor people (--distractors); right when the nearest gallery is B's AND the
+  distance to it is under dlib's same-person threshold (0.6). B's gallery is made of the
+  faces of B the model held out of training where it held any out, so memorising B's
+  training faces earns nothing;
+- expression following: mouth opening and eye aperture (`faces.expression`) of the swapped
+  face against the original's over time, per track: correlation and gain;
+- sharpness: three octaves of detail inside the inner face, swapped against original, the
+  octave furthest off as min(r, 1/r): blur and noise both score low;
+- motion: the swapped face's landmarks, in the original face's aligned frame (the head's own
+  movement taken out), against the original's, frame to frame: velocity correlation and
+  speed ratio; a still paste does not move, a jittering one moves in its own way;
+- pose error: the rotation between the two head poses (`faces.pose`);
+- background: PSNR outside the aligned crops of the faces found in either frame.
+
+Frames the model trained on (from its run record) are reported apart from the held-out ones,
+and the verdict is taken on held-out frames. The report opens with a verdict table (each
+measure, the swap's value, the controls', the band and whether it is met), then what B's
+training faces cover of A (`faces.coverage`), the frames where the swap's mouth is most closed
+against the original's, held-out model metrics (with --model_dir), a contact sheet and the
+per-frame values. `report.py` renders it.
 """
 
 import collections
@@ -31,19 +49,64 @@ import time
 import cv2
 import numpy as np
 
-from faceswap_tf import exporter, files, media, metrics, report, run_record
-from faceswap_tf.convert import video
+from faceswap_tf import data, exporter, files, media, metrics, report, run_record
+from faceswap_tf.convert import blend, video
 from faceswap_tf.errors import UserError
-from faceswap_tf.faces import align, detect, identity, masks, pose
+from faceswap_tf.faces import align, alignments, coverage, detect, expression, identity, masks, pose
 from faceswap_tf.framing import Framing
 from faceswap_tf.progress import Progress
 
 REPORT_FORMAT = "faceswap_tf-evaluation"
-REPORT_VERSION = 1
+REPORT_VERSION = 2
+VARIANTS = ("swapped", "unmodified", "still", "jittered")
+SPLITS = ("held_out", "training", "unknown")
+CONTROLS = VARIANTS[1:]
 _THUMB = 32  # side of the thumbnails frames are matched by
 _MATCH_FRAMES = 8  # swapped frames matched at once
 _MAX_MATCH_ERROR = 12.0  # mean |difference| per 8-bit channel above which no stretch matches
 _MIN_IOU = 0.3
+_JPEG_QUALITY = 90
+_JITTER = 0.03  # std of the jittered paste's shift (of the crop) and scale, and of its turn in radians
+# Motion is compared over a tenth of a second: over a single frame at 30 frames/s the
+# landmarks' own noise is as large as an expression's movement (an unmodified video's
+# velocities then correlate at only 0.64 with its original's; over 3 frames at 0.91).
+_MOTION_SECONDS = 0.1
+_OPEN_MOUTH = 0.08  # of the eye span: an original mouth this open is worth looking at when the swap's is not
+
+
+@dataclasses.dataclass(frozen=True)
+class Band:
+    """One line of the verdict: a summary value, the band it must meet, and how it is said."""
+
+    key: str
+    short: str
+    label: str
+    wanted: str
+    passes: object  # value -> bool
+
+    def check(self, value) -> bool | None:
+        return None if value is None or (isinstance(value, float) and math.isnan(value)) else bool(
+            self.passes(value))
+
+
+BANDS = (
+    Band("identity", "identity", "identity: nearest gallery is B's and within 0.6 of it", ">= 95% of faces",
+         lambda v: v >= 0.95),
+    Band("mouth_correlation", "mouth correlation", "mouth opening follows A's: correlation", ">= 0.9",
+         lambda v: v >= 0.9),
+    Band("mouth_gain", "mouth gain", "mouth opening follows A's: gain (1 = opens as far)", ">= 0.8",
+         lambda v: v >= 0.8),
+    Band("eye_correlation", "eye correlation", "eye aperture follows A's: correlation", ">= 0.7",
+         lambda v: v >= 0.7),
+    Band("motion_correlation", "motion correlation", "moves as A's face moves: velocity correlation", ">= 0.7",
+         lambda v: v >= 0.7),
+    Band("motion_speed", "motion speed", "moves as much as A's face: speed ratio", "0.67 to 1.5",
+         lambda v: 1 / 1.5 <= v <= 1.5),
+    Band("sharpness", "detail", "detail against A's: the octave furthest off, min(r, 1/r)", ">= 0.6",
+         lambda v: v >= 0.6),
+    Band("pose_rotation", "pose", "head pose error: rotation, median", "<= 3 degrees", lambda v: v <= 3.0),
+    Band("background_psnr", "background", "background PSNR outside the faces", ">= 40 dB", lambda v: v >= 40.0),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,13 +116,16 @@ class EvaluateConfig:
     faces_a: str
     faces_b: str
     output_dir: str | None = None  # None: the swapped video's folder
-    model_dir: str | None = None  # the training run: adds the held-out metrics
+    model_dir: str | None = None  # the training run: held-out frames and metrics
     start: float | None = None  # seconds into the original where the swapped video begins; None: found
     max_frames: int | None = None
     holdout: float | None = None  # None: the model's (config.json), else 0.2 as training's default
+    distractors: tuple[str, ...] = ()  # videos, images or folders of other people
     gallery_size: int = 30
     min_face_size: int = 80
     sheet_rows: int = 6
+    controls: bool = True
+    control_identity_every: int = 10  # frames between identity checks of the controls
 
     def __post_init__(self):
         for ok, message in (
@@ -68,7 +134,9 @@ class EvaluateConfig:
              f"--max_frames={self.max_frames}: must be 2 or more"),
             (self.holdout is None or 0.0 <= self.holdout < 1.0, f"--holdout={self.holdout}: must be in [0, 1)"),
             (self.gallery_size >= 1, f"--gallery_size={self.gallery_size}: must be at least 1"),
-            (self.sheet_rows >= 1, f"--sheet_rows={self.sheet_rows}: must be at least 1"),
+            (self.sheet_rows >= 2, f"--sheet_rows={self.sheet_rows}: must be at least 2"),
+            (self.control_identity_every >= 1,
+             f"--control_identity_every={self.control_identity_every}: must be at least 1"),
         ):
             if not ok:
                 raise UserError(message)
@@ -96,8 +164,6 @@ class FrameMatch:
 def run(config: EvaluateConfig, log=sys.stderr) -> dict:
     """Evaluates config.swapped against config.original; writes and returns the report."""
     started = time.perf_counter()
-    if config.output_dir:
-        os.makedirs(config.output_dir, exist_ok=True)
     for path in (config.original, config.swapped):
         if not media.is_video(path):
             raise UserError(f"{path}: not a video ({', '.join(sorted(media.VIDEO_EXTENSIONS))})")
@@ -120,39 +186,59 @@ def run(config: EvaluateConfig, log=sys.stderr) -> dict:
                   f"{match.other_error:.1f}/255); if the pairing is wrong, pass --start\n")
     # Faces are cut from the frames as the model's were, or as A's extract cut them.
     framing = record.framing if record else run_record.describe_faces(config.faces_a, holdout)[1]
+    held_out_from = _held_out_from(config, record, holdout)
     describer = identity.FaceDescriber()
-    galleries = {side: metrics.gallery(describer, folder, holdout, config.gallery_size)
-                 for side, folder in (("a", config.faces_a), ("b", config.faces_b))}
+    detector = detect.FaceDetector(detect.DetectorConfig(min_face_size=config.min_face_size))
+    galleries, gallery_notes = _galleries(config, holdout, describer, log)
     held_out = _held_out(config, holdout, describer, galleries) if record else None
-    measure = _FrameMeasure(describer, galleries, framing,
-                            detect.FaceDetector(detect.DetectorConfig(min_face_size=config.min_face_size)))
-    frames, sheet = _measure_frames(config, match.offset, swapped.frames, measure, log)
+    controls = _Controls(config.faces_b, holdout, framing) if config.controls else None
+    if config.output_dir:
+        os.makedirs(config.output_dir, exist_ok=True)
+    measure = _FrameMeasure(describer, galleries, framing, detector, controls, config.control_identity_every)
+    frames, sheet_frames = _measure_frames(config, match.offset, swapped.frames, measure, held_out_from, log)
+    lag = max(1, round(_MOTION_SECONDS * (original.fps or 25.0)))
+    summaries = {split: summarise(frames, measure.tracks, split, lag) for split in SPLITS}
+    verdict_split = next((s for s in ("held_out", "unknown", "training") if summaries[s]["frames"]), "training")
+    b_training = _training_records(config.faces_b, holdout)
+    a_faces = coverage.measure_folder(config.faces_a)
+    b_faces = coverage.measure_folder(config.faces_b, b_training)
     results = {
         "format": REPORT_FORMAT, "format_version": REPORT_VERSION,
         "inputs": {
             "original": config.original, "swapped": config.swapped, "faces_a": config.faces_a,
             "faces_b": config.faces_b, "model_dir": config.model_dir, "holdout": holdout,
-            "first_frame": match.offset, "frames": len(frames), "fps": original.fps,
-            "frame_match": dataclasses.asdict(match) | {"ambiguous": match.ambiguous},
-            "gallery_faces": {side: len(g) for side, g in galleries.items()},
+            "holdout_known": record is not None, "first_frame": match.offset, "frames": len(frames),
+            "fps": original.fps, "frame_match": dataclasses.asdict(match) | {"ambiguous": match.ambiguous},
+            "galleries": gallery_notes,
             "swapped_metadata": {k: v for k, v in video.read_metadata(config.swapped).items()
                                  if k in ("synthetic_media", "generator", "generator_model", "comment")},
         },
-        "summary": summarise(frames),
-        "held_out": held_out() if held_out else None,
+        "verdict_on": verdict_split,
+        "verdict": verdict(summaries[verdict_split]),
+        "summary": summaries,
+        "mouth_most_closed": most_closed_mouths(frames),
+        "coverage": {"a": a_faces.name, "b": b_faces.name, "lines": coverage.markdown(a_faces, b_faces),
+                     "gaps": [dataclasses.asdict(gap) for gap in coverage.gaps(a_faces, b_faces)]},
+        "held_out_model": held_out() if held_out else None,
         "frames": frames,
     }
+    if summaries["training"]["frames"]:
+        log.write(f"warning: {summaries['training']['frames']} of the {len(frames)} frames evaluated were "
+                  f"training frames of the model (it learnt them); they are reported apart and the verdict "
+                  f"is taken on the {summaries[verdict_split]['frames']} "
+                  f"{verdict_split.replace('_', '-')} ones\n")
     results["seconds"] = round(time.perf_counter() - started, 1)
     files.write_atomic(config.output_path("report.json"), json.dumps(_finite(results), indent=1) + "\n")
     sheet_path = config.output_path("contact_sheet.png")
-    video.write_image(sheet_path, report.contact_sheet(sheet), video.synthetic_tags(
+    rows = _sheet_rows(frames, sheet_frames, results["mouth_most_closed"], config.sheet_rows)
+    video.write_image(sheet_path, report.contact_sheet(rows), video.synthetic_tags(
         f"Synthetic media: original | swapped frames of {os.path.basename(config.swapped)}, "
         f"made by {video.GENERATOR}", results["inputs"]["swapped_metadata"].get("generator_model", "unknown")))
     files.write_atomic(config.output_path("report.md"), report.markdown(results, os.path.basename(sheet_path)))
     for line in report.summary_lines(results):
         log.write(line + "\n")
     log.write(f"wrote {config.output_path('report.md')}, {config.output_path('report.json')} "
-              f"and {sheet_path}\n")
+              f"and {sheet_path} ({results['seconds']:.0f} s)\n")
     return results
 
 
@@ -166,6 +252,48 @@ def _holdout(config: EvaluateConfig, record: run_record.RunRecord | None) -> flo
     if record and holdout <= 0:
         raise UserError(f"{config.model_dir}: trained with --holdout=0, so it has no held-out faces to measure")
     return holdout
+
+
+def _held_out_from(config: EvaluateConfig, record, holdout: float) -> int | None:
+    """The first frame of the original the model did not train on; None if the model never
+    saw this video (or no model was given and A's faces do not come from it)."""
+    faces = record.faces["a"] if record else run_record.describe_faces(config.faces_a, holdout)[0]
+    return faces.held_out_from.get(os.path.abspath(config.original))
+
+
+def _training_records(folder: str, holdout: float) -> list:
+    return run_record.split_holdout(alignments.load(os.path.join(folder, alignments.FILE_NAME)), holdout)[0]
+
+
+def _galleries(config: EvaluateConfig, holdout: float, describer, log):
+    """The identity galleries: A's training faces, B's held-out faces (its training faces if
+    none are held out), and the distractors; and a note of what each is made of."""
+    galleries = {"a": metrics.gallery(describer, config.faces_a, holdout, config.gallery_size)}
+    notes = {"a": f"{len(galleries['a'])} training faces of A"}
+    try:
+        held = (metrics.aligned_faces(config.faces_b, holdout, "held", config.gallery_size)
+                if holdout > 0 else None)
+    except UserError:
+        held = None
+    if held is not None:
+        galleries["b"] = identity.Gallery(metrics.describe(describer, held))
+        notes["b"] = f"{len(galleries['b'])} held-out faces of B (never trained on)"
+    else:
+        galleries["b"] = metrics.gallery(describer, config.faces_b, holdout, config.gallery_size)
+        notes["b"] = f"{len(galleries['b'])} training faces of B (the model holds none out)"
+    pair_sources = {record.source for folder in (config.faces_a, config.faces_b)
+                    for record in alignments.load(os.path.join(folder, alignments.FILE_NAME))}
+    # Other people's footage has faces of any size: the finder is not the one tuned to this video.
+    finder = detect.FaceDetector(detect.DetectorConfig(min_face_size=40)) if config.distractors else None
+    others = identity.distractor_galleries(config.distractors, finder, describer,
+                                           exclude=pair_sources | {config.original, config.swapped}, log=log)
+    for name, gallery in others.items():
+        galleries[f"other:{name}"] = gallery
+    notes["distractors"] = sorted(others)
+    if not others:
+        log.write("note: no --distractors: identity is retrieved between A and B only, which any B-like "
+                  "face passes\n")
+    return galleries, notes
 
 
 def _decoded(path: str, log):
@@ -206,63 +334,169 @@ def find_offset(original: str, swapped: str, start: int | None = None, log=sys.s
     return FrameMatch((start or 0) + best, errors[best], other, other_error)
 
 
-class _FrameMeasure:
-    """The per-frame measurements of one original frame and its swapped version."""
+class _Controls:
+    """Renders the controls of an original frame: the JPEG round trip, and one face of B
+    (its training face with the median mouth opening) pasted still and jittered, with the
+    converter's colour matching, mask shaping and blending at their default settings."""
 
-    def __init__(self, describer, galleries, framing: Framing, detector):
+    def __init__(self, faces_b: str, holdout: float, framing: Framing, erode: float = 0.02,
+                 feather: float = 0.03, colour: str = "lab"):
+        records = _training_records(faces_b, holdout)
+        opening = expression.mouth_opening(np.stack([r.crop_landmarks() for r in records]))
+        chosen = records[int(np.argsort(opening)[len(opening) // 2])]
+        crop = data.read_crop(faces_b, chosen)
+        self.framing = Framing(chosen.size, chosen.padding)
+        if (chosen.size, chosen.padding) != (framing.crop_size, framing.padding):
+            raise UserError(f"{faces_b}: crops of {chosen.size} px, padding {chosen.padding}, but the swap's "
+                            f"faces are framed {framing.crop_size} px, padding {framing.padding}")
+        hull = masks.face_mask(chosen.crop_landmarks(), chosen.size).astype(np.float32) / 255.0
+        self.face, self.mask = crop, blend.shape_mask(hull, erode, feather)
+        self.colour = colour
+        self.source = f"{chosen.file} (mouth opening {float(np.median(opening)):.2f}, the median of B's)"
+
+    def __call__(self, index: int, frame: np.ndarray, faces: list[detect.Face]) -> dict:
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY,
+                                                                                 _JPEG_QUALITY])
+        out = {"unmodified": cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB),
+               "still": frame.copy(), "jittered": frame.copy()}
+        rng = np.random.default_rng(index)  # the same jitter at every run
+        size = self.framing.crop_size
+        for face in faces:
+            matrix = self.framing.crop_matrix(face.landmarks)
+            for name in ("still", "jittered"):
+                placed = matrix
+                if name == "jittered":
+                    turn, scale = rng.normal(0.0, _JITTER), 1.0 + rng.normal(0.0, _JITTER)
+                    jitter = cv2.getRotationMatrix2D((size / 2, size / 2), math.degrees(turn), scale)
+                    jitter[:, 2] += rng.normal(0.0, _JITTER * size, 2)
+                    placed = jitter @ np.vstack([matrix, [0.0, 0.0, 1.0]])
+                target = self.framing.crop(frame, placed)
+                coloured = blend.colour_transfer(self.face, target, self.mask, self.colour)
+                blend.paste(out[name], coloured, self.mask, placed)
+        return out
+
+
+@dataclasses.dataclass
+class _Track:
+    """One original face followed through the frames: per variant, its inner landmarks in the
+    original face's aligned crop (fractions of the crop), and the frames they belong to."""
+
+    frames: list = dataclasses.field(default_factory=list)
+    points: dict = dataclasses.field(default_factory=lambda: {v: [] for v in ("original", *VARIANTS)})
+
+
+class _FrameMeasure:
+    """The measurements of one original frame, its swapped version and the controls."""
+
+    def __init__(self, describer, galleries, framing: Framing, detector, controls: _Controls | None,
+                 control_identity_every: int):
         self.describer, self.galleries = describer, galleries
-        self.framing = framing
-        self.detector = detector
-        self.previous = None
+        self.framing, self.detector, self.controls = framing, detector, controls
+        self.control_identity_every = control_identity_every
+        self.tracks: dict[int, _Track] = collections.defaultdict(_Track)
+        self._tracker = _Tracker()
 
     def __call__(self, index: int, source: np.ndarray, swapped: np.ndarray) -> dict:
         height, width = source.shape[:2]
         originals, candidates = self.detector(source), self.detector(swapped)
         # Frame -> aligned-crop matrices of the faces found in either frame, each fitted once.
         matrices = [self.framing.crop_matrix(face.landmarks) for face in originals + candidates]
-        found = dict(zip(map(id, candidates), matrices[len(originals):], strict=True))
-        faces, hull = [], np.zeros((height, width), bool)
-        for face in originals:
-            hull |= masks.face_mask(face.landmarks, (height, width)) > 127
+        variants = {"swapped": swapped}
+        if self.controls is not None:
+            variants.update(self.controls(index, source, originals))
+        grey = {name: cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+                for name, image in {"original": source, **variants}.items()}
+        faces = []
+        own = matrices[:len(originals)]
+        for track, face, matrix in zip(self._tracker(originals), originals, own, strict=True):
             match = _best_match(face, candidates)
-            faces.append(self._face(face, match, match and found[id(match)], swapped, (width, height)))
+            landmarks = {"original": face.landmarks, "swapped": None if match is None else match.landmarks}
+            for name in CONTROLS:
+                if name in variants:  # refitted where the original face is: no detection needed
+                    landmarks[name] = self.detector.landmarks(variants[name], face.box)
+            faces.append(self._face(index, track, face, matrix, landmarks, variants, grey, (width, height)))
         # The background leaves out the crops of the faces found in either frame: a face the
         # converter tracked where this detector missed it in the original is not background.
         crops = np.zeros((height, width), np.uint8)
         for matrix in matrices:
             cv2.fillConvexPoly(crops, np.round(self.framing.crop_outline(matrix)).astype(np.int32), 1)
         background = crops == 0
-        error = metrics.mse(source[background], swapped[background]) if background.any() else None
-        entry = {"frame": index, "faces": faces, "background_mse": error,
-                 "background_psnr": metrics.psnr_of_mse(error) if error is not None else None}
-        if self.previous is not None and hull.any():
-            pairs = zip(("original", "swapped"), (source, swapped), self.previous, strict=True)
-            for name, now, before in pairs:
-                entry[f"change_{name}"] = float(np.abs(now[hull].astype(np.float32) - before[hull]).mean())
-        self.previous = (source, swapped)
+        entry = {"frame": index, "faces": faces}
+        for name in ("swapped", "unmodified"):
+            if name in variants:
+                error = (metrics.mse(source[background], variants[name][background])
+                         if background.any() else None)
+                entry[f"background_psnr_{name}"] = metrics.psnr_of_mse(error) if error is not None else None
+                entry[f"background_mse_{name}"] = error
         return entry
 
-    def _face(self, face: detect.Face, match: detect.Face | None, matrix: np.ndarray | None,
-              swapped: np.ndarray, size) -> dict:
+    def _face(self, index, track, face, matrix, landmarks, variants, grey, size) -> dict:
+        inner = masks.face_mask(face.landmarks[align.INNER], grey["original"].shape) > 127
+        scale = max(0.5, float(expression.eye_span(face.landmarks)) / 90.0)
+        box = _region(inner, margin=int(8 * scale) + 2)
+        detail = {name: metrics.band_energies(image[box], inner[box], scale) for name, image in grey.items()}
         original_pose = pose.head_pose(face.landmarks, size)
-        entry = {"box": list(face.box), "pose_original": original_pose.round(2).tolist(),
-                 "found": match is not None}
-        if match is None:
-            return entry
-        crop = self.framing.crop(swapped, matrix)
-        descriptor = self.describer.describe(crop, align.transform_points(matrix, match.landmarks))
-        found = metrics.retrieval(descriptor[None], self.galleries)
-        swapped_pose = pose.head_pose(match.landmarks, size)
-        entry.update({
-            "distance_a": round(float(found["distance_a"][0]), 4),
-            "distance_b": round(float(found["distance_b"][0]), 4),
-            "closer_to_b": bool(found["closer_to_b"][0]),
-            "pose_swapped": swapped_pose.round(2).tolist(),
-            "pose_error": pose.angle_difference(original_pose, swapped_pose).round(2).tolist(),
-            "pose_rotation_error": round(pose.rotation_between(original_pose, swapped_pose), 2),
-            "expression_error": round(metrics.expression_error(face.landmarks, match.landmarks), 4),
-        })
+        entry = {"track": track, "box": list(face.box), "found": landmarks["swapped"] is not None,
+                 "original": {"mouth": round(float(expression.mouth_opening(face.landmarks)), 4),
+                              "eyes": round(float(expression.eye_aperture(face.landmarks)), 4),
+                              "pose": original_pose.round(2).tolist()}}
+        history = self.tracks[track]
+        history.frames.append(index)
+        history.points["original"].append(_inner_points(matrix, face.landmarks, self.framing.crop_size))
+        for name in VARIANTS:
+            points = landmarks.get(name)
+            history.points[name].append(_inner_points(matrix, points, self.framing.crop_size))
+            if points is None:
+                continue
+            ratios = detail[name] / np.maximum(detail["original"], 1e-9)
+            variant_pose = pose.head_pose(points, size)
+            values = {"mouth": round(float(expression.mouth_opening(points)), 4),
+                      "eyes": round(float(expression.eye_aperture(points)), 4),
+                      "detail_ratios": [round(float(r), 4) for r in ratios],
+                      "sharpness": round(metrics.sharpness(ratios), 4),
+                      "pose_error": round(pose.rotation_between(original_pose, variant_pose), 2)}
+            if name == "swapped" or index % self.control_identity_every == 0:
+                values.update(self._identity(variants[name], points))
+            entry[name] = values
         return entry
+
+    def _identity(self, image: np.ndarray, landmarks: np.ndarray) -> dict:
+        matrix = self.framing.crop_matrix(landmarks)
+        crop = self.framing.crop(image, matrix)
+        descriptor = self.describer.describe(crop, align.transform_points(matrix, landmarks))
+        distances = {name: gallery.distance(descriptor) for name, gallery in self.galleries.items()}
+        nearest = min(distances, key=distances.get)
+        return {"nearest": nearest, "distance_a": round(distances["a"], 4),
+                "distance_b": round(distances["b"], 4),
+                "nearest_other": round(min((d for n, d in distances.items() if n not in ("a", "b")),
+                                           default=math.inf), 4),
+                "is_b": nearest == "b" and distances["b"] < identity.DEFAULT_MATCH_DISTANCE}
+
+
+class _Tracker:
+    """Track ids for each frame's original faces (the previous frame's face overlapping most)."""
+
+    def __init__(self):
+        from faceswap_tf.convert.tracks import Tracks
+
+        self._tracks = Tracks()
+
+    def __call__(self, faces: list[detect.Face]) -> list[int]:
+        return [tracked.track for tracked in self._tracks(faces)]
+
+
+def _inner_points(matrix: np.ndarray, landmarks: np.ndarray | None, size: int) -> np.ndarray:
+    """The 51 inner landmarks in the original face's aligned crop, as fractions of it."""
+    if landmarks is None:
+        return np.full((51, 2), np.nan)
+    return align.transform_points(matrix, np.asarray(landmarks)[align.INNER]) / size
+
+
+def _region(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    ys, xs = np.nonzero(mask)
+    height, width = mask.shape
+    return (slice(max(0, ys.min() - margin), min(height, ys.max() + margin + 1)),
+            slice(max(0, xs.min() - margin), min(width, xs.max() + margin + 1)))
 
 
 def _best_match(face: detect.Face, candidates: list[detect.Face]) -> detect.Face | None:
@@ -271,55 +505,150 @@ def _best_match(face: detect.Face, candidates: list[detect.Face]) -> detect.Face
     return max(scored, key=lambda pair: pair[0])[1] if scored else None
 
 
-def _measure_frames(config, offset, expected, measure, log) -> tuple[list[dict], list]:
-    """Per-frame entries, and the (entry, original, swapped) rows chosen for the contact sheet."""
+def _measure_frames(config, offset, expected, measure, held_out_from, log) -> tuple[list[dict], dict]:
+    """Per-frame entries, and the (original, swapped) frames kept for the contact sheet by
+    frame number: a few spread over the video, and the few where the swapped mouth falls
+    furthest short of the original's (kept as they come, so memory stays small)."""
     count = min(n for n in (expected, config.max_frames) if n) if (expected or config.max_frames) else None
-    if count:
-        chosen = set(np.linspace(0, count - 1, config.sheet_rows).round().astype(int).tolist())
-    else:  # the length is unknown: a frame a second, roughly
-        chosen = set(range(0, 30 * config.sheet_rows, 30))
+    spread = set(np.linspace(0, (count or 30 * config.sheet_rows) - 1, config.sheet_rows).round().astype(int))
     sources = itertools.islice(_decoded(config.original, log), offset, None)
     swaps = itertools.islice(_decoded(config.swapped, log), config.max_frames)
-    frames, sheet = [], []
+    frames, kept, closed = [], {}, []
     progress = Progress(count, "frames", stream=log)
     for index, (source, swapped) in enumerate(zip(sources, swaps, strict=False)):  # either may end first
         entry = measure(offset + index, source, swapped)
+        entry["held_out"] = None if held_out_from is None else offset + index >= held_out_from
         frames.append(entry)
-        if index in chosen:
-            sheet.append((entry, source, swapped))
+        if index in spread:
+            kept[entry["frame"]] = (source, swapped)
+        short = max((f["original"]["mouth"] - f["swapped"]["mouth"] for f in entry["faces"] if "swapped" in f),
+                    default=0.0)
+        if short > 0.05:
+            closed = sorted(closed + [(short, entry["frame"], source, swapped)], key=lambda c: -c[0])[:3]
         progress.update()
     progress.close()
     if len(frames) < 2:
         raise UserError(f"{config.swapped}: fewer than 2 frames to compare with {config.original}")
-    return frames, sheet
+    kept.update({frame: (source, swapped) for _, frame, source, swapped in closed})
+    return frames, kept
 
 
-def summarise(frames: list[dict]) -> dict:
-    """The report's summary of per-frame entries."""
-    faces = [face for entry in frames for face in entry["faces"]]
-    found = [face for face in faces if face["found"]]
-    summary = {"frames": len(frames), "faces": len(faces), "faces_found_in_swapped": len(found)}
-    if found:
-        errors = np.array([face["pose_error"] for face in found])  # NaN where a pose fit failed
-        summary["identity"] = {
-            "closer_to_b": float(np.mean([face["closer_to_b"] for face in found])),
-            "distance_a": float(np.mean([face["distance_a"] for face in found])),
-            "distance_b": float(np.mean([face["distance_b"] for face in found])),
+def _sheet_rows(frames: list[dict], kept: dict, closed: list[dict], rows: int) -> list:
+    """(entry, original, swapped, mouth falls short) rows in frame order: up to half of them the
+    frames where the swapped mouth is most closed against the original's, the rest spread."""
+    by_frame = {entry["frame"]: entry for entry in frames}
+    worst = [c["frame"] for c in closed if c["frame"] in kept][: rows // 2]
+    spread = [f for f in sorted(kept) if f not in worst]
+    if len(spread) > rows - len(worst):
+        step = len(spread) / (rows - len(worst))
+        spread = [spread[int(i * step)] for i in range(rows - len(worst))]
+    return [(by_frame[f], *kept[f], f in worst) for f in sorted(spread + worst)]
+
+
+# --- summaries ----------------------------------------------------------------------------
+
+def _in_split(entry: dict, split: str) -> bool:
+    return {"held_out": entry["held_out"] is True, "training": entry["held_out"] is False,
+            "unknown": entry["held_out"] is None}[split]
+
+
+def summarise(frames: list[dict], tracks: dict, split: str, lag: int = 3) -> dict:
+    """The summary of the frames of one split ("held_out", "training", "unknown"): per variant,
+    every measure of the verdict and what it is made of; motion over `lag` frames."""
+    chosen = [entry for entry in frames if _in_split(entry, split)]
+    faces = [face for entry in chosen for face in entry["faces"]]
+    out = {"frames": len(chosen), "faces": len(faces),
+           "faces_found_in_swapped": sum(face["found"] for face in faces)}
+    if not faces:
+        return out
+    wanted = {entry["frame"] for entry in chosen}
+    for name in VARIANTS:
+        if not any(name in face for face in faces):
+            continue
+        measured = [face[name] for face in faces if name in face]
+        checked = [face[name] for face in faces if name in face and "is_b" in face[name]]
+        if name == "swapped":  # a face the detector cannot find again is not B's either
+            checked += [{"is_b": False, "nearest": None}] * (len(faces) - len(measured))
+        summary = {
+            "identity": float(np.mean([c["is_b"] for c in checked])) if checked else None,
+            "identity_faces": len(checked),
+            "nearest": dict(collections.Counter(_who(c["nearest"]) for c in checked)),
+            "distance_b": _median([c["distance_b"] for c in checked if "distance_b" in c]),
+            "distance_a": _median([c["distance_a"] for c in checked if "distance_a" in c]),
+            "pose_rotation": _median([m["pose_error"] for m in measured]),
+            "detail_ratios": np.median([m["detail_ratios"] for m in measured], axis=0).round(4).tolist(),
         }
-        summary["pose_error_degrees"] = {axis: float(np.nanmean(column)) for axis, column in zip(
-            pose.AXES, errors.T, strict=True)}
-        summary["pose_error_degrees"]["rotation"] = float(np.nanmean([f["pose_rotation_error"] for f in found]))
-        summary["expression_error"] = float(np.mean([face["expression_error"] for face in found]))
-    changes = [(e["change_original"], e["change_swapped"]) for e in frames if "change_original" in e]
-    if changes:
-        original, swapped = np.mean(changes, axis=0)
-        summary["flicker"] = {"change_original": float(original), "change_swapped": float(swapped),
-                              "ratio": float(swapped / original) if original > 0 else None}
-    errors = [e["background_mse"] for e in frames if e["background_mse"] is not None]
-    if errors:
-        summary["background_psnr"] = {"mean": metrics.psnr_of_mse(float(np.mean(errors))),
-                                      "worst_frame": metrics.psnr_of_mse(float(np.max(errors)))}
-    return summary
+        summary["sharpness"] = round(metrics.sharpness(summary["detail_ratios"]), 4)
+        for feature in ("mouth", "eyes"):
+            series = _series(chosen, name, feature)
+            summary[f"{'eye' if feature == 'eyes' else feature}_following"] = series
+        summary["mouth_correlation"] = summary["mouth_following"]["correlation"]
+        summary["mouth_gain"] = summary["mouth_following"]["gain"]
+        summary["eye_correlation"] = summary["eye_following"]["correlation"]
+        pairs = [(np.array([p for f, p in zip(t.frames, t.points["original"], strict=True) if f in wanted]),
+                  np.array([p for f, p in zip(t.frames, t.points[name], strict=True) if f in wanted]))
+                 for t in tracks.values()]
+        moved = metrics.motion(pairs, lag)
+        summary["motion_correlation"], summary["motion_speed"] = moved["correlation"], moved["speed"]
+        if name in ("swapped", "unmodified"):
+            key = f"background_mse_{name}"
+            errors = [e[key] for e in chosen if e.get(key) is not None]
+            summary["background_psnr"] = metrics.psnr_of_mse(float(np.mean(errors))) if errors else None
+            summary["background_psnr_worst"] = metrics.psnr_of_mse(float(np.max(errors))) if errors else None
+        out[name] = summary
+    return out
+
+
+def _who(nearest: str | None) -> str:
+    if nearest is None:
+        return "not found"
+    return {"a": "A", "b": "B"}.get(nearest, "another person")
+
+
+def _median(values) -> float | None:
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.median(values)) if values else None
+
+
+def _series(entries: list[dict], variant: str, feature: str) -> dict:
+    """`metrics.following` of a feature, pooled over the tracks (each centred on its own mean,
+    since two people's resting faces differ)."""
+    per_track = collections.defaultdict(lambda: ([], []))
+    for entry in entries:
+        for face in entry["faces"]:
+            if variant in face:
+                per_track[face["track"]][0].append(face["original"][feature])
+                per_track[face["track"]][1].append(face[variant][feature])
+    originals, variants = [], []
+    for o, v in per_track.values():
+        if len(o) >= 3:
+            originals.append(np.array(o) - np.mean(o))
+            variants.append(np.array(v) - np.mean(v))
+    if not originals:
+        return metrics.following([], [])
+    return metrics.following(np.concatenate(originals), np.concatenate(variants))
+
+
+def verdict(summary: dict) -> list[dict]:
+    """Per band: the swap's value, the controls', and whether each meets the band."""
+    rows = []
+    for band in BANDS:
+        row = {"key": band.key, "short": band.short, "label": band.label, "band": band.wanted}
+        for name in VARIANTS:
+            value = summary.get(name, {}).get(band.key)
+            row[name] = value
+            row[f"{name}_passes"] = band.check(value)
+        rows.append(row)
+    return rows
+
+
+def most_closed_mouths(frames: list[dict], count: int = 5) -> list[dict]:
+    """The frames where the swapped mouth is most closed against the original's open one."""
+    rows = [{"frame": entry["frame"], "original": face["original"]["mouth"],
+             "swapped": face["swapped"]["mouth"]} for entry in frames for face in entry["faces"]
+            if "swapped" in face and face["original"]["mouth"] >= _OPEN_MOUTH]
+    rows.sort(key=lambda r: r["swapped"] - r["original"])
+    return [r for r in rows if r["swapped"] < r["original"]][:count]
 
 
 def _held_out(config: EvaluateConfig, holdout: float, describer, galleries):
@@ -327,7 +656,8 @@ def _held_out(config: EvaluateConfig, holdout: float, describer, galleries):
     part) and run when called."""
     encoder, decoders, step, record = exporter.restore_generator(config.model_dir)
     evaluation = metrics.HeldOutEvaluation(
-        {"a": config.faces_a, "b": config.faces_b}, holdout, record.framing, describer, galleries=galleries)
+        {"a": config.faces_a, "b": config.faces_b}, holdout, record.framing, describer,
+        galleries={"a": galleries["a"], "b": galleries["b"]})
 
     def decode(side, views):
         out = decoders[side](encoder(views, training=False), training=False)
@@ -341,12 +671,13 @@ def _held_out(config: EvaluateConfig, holdout: float, describer, galleries):
 
 
 def _finite(value):
-    """JSON has no infinity: an identical background's PSNR is written as null."""
+    """JSON has no infinity or NaN: an identical background's PSNR is written as null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
+    if isinstance(value, np.floating):
+        return _finite(float(value))
     return value
-

@@ -7,19 +7,20 @@ run on a CPU from packaged model files:
 - identity: dlib's 128-D face descriptor (a ResNet, 99.38% on LFW) instead of ArcFace or
   CosFace embeddings; retrieval is nearest-neighbour search over the two people's galleries;
 - pose: `faces.pose` (solvePnP of the landmarks on a generic head) instead of Hopenet;
-- expression: the 51 inner landmarks after a similarity fit, over the inter-ocular distance, instead
-  of a 3D morphable model's expression coefficients (the landmarks also carry some of the
-  face's shape, so two people making the same expression still differ a little).
+- expression: mouth opening and eye aperture from the landmarks (`faces.expression`) followed
+  over time, instead of a 3D morphable model's expression coefficients;
+- detail, expression following and motion (below): what a still or blurred paste fails.
 """
 
 import dataclasses
 import math
 
+import cv2
 import numpy as np
 import tensorflow as tf
 
 from faceswap_tf import data
-from faceswap_tf.faces import align, identity
+from faceswap_tf.faces import identity
 from faceswap_tf.framing import Framing
 
 SIDES = ("a", "b")
@@ -44,18 +45,74 @@ def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return tf.image.ssim(tf.constant(a, tf.float32), tf.constant(b, tf.float32), max_val=255.0).numpy()
 
 
-def expression_error(original: np.ndarray, swapped: np.ndarray) -> float:
-    """How far a swapped face's expression is from the original's: the mean distance of the 51
-    inner landmarks (brows, eyes, nose, mouth) after the similarity taking the swapped face's
-    onto the original's, over the original's inter-ocular distance. The similarity is fitted
-    with the alignment's weights (`align.FIT_WEIGHTS`: mostly eyes and nose, which expressions
-    barely move), so a moved mouth shows at the mouth instead of being spread over the face.
-    0 for the same landmarks; a mouth opened by a third of an eye span gives about 0.04."""
+# --- what the eye sees: detail, expression following, motion ------------------------------
+
+def band_energies(gray: np.ndarray, mask: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """Energy of three octaves of detail inside `mask` of a float32 greyscale image: the mean
+    square of the differences of Gaussians of sigma (0, 1, 2, 4) x `scale` pixels, finest first.
+    `scale` ties the octaves to the face's size (1 for an eye span of about 90 pixels)."""
+    sigmas = [s * scale for s in _BAND_SIGMAS]
+    blurred = [gray] + [cv2.GaussianBlur(gray, (0, 0), s) for s in sigmas[1:]]
+    return np.array([float(np.mean(np.square((blurred[i] - blurred[i + 1])[mask])))
+                     for i in range(len(sigmas) - 1)])
+
+
+_BAND_SIGMAS = (0.0, 1.0, 2.0, 4.0)
+
+
+def sharpness(ratios: np.ndarray) -> float:
+    """How close a face's detail is to the original's, from the per-octave energy ratios
+    (swap over original): the octave furthest off, as min(r, 1/r). 1 for the original's own
+    detail; below 1 for a blurred face (too little) and equally for noise, a sharpening halo
+    or blotches (too much): more than the original is not better."""
+    ratios = np.asarray(ratios, np.float64)
+    if not np.all(np.isfinite(ratios)) or np.any(ratios <= 0):
+        return 0.0
+    return float(np.min(np.minimum(ratios, 1.0 / ratios)))
+
+
+def following(original: np.ndarray, swapped: np.ndarray) -> dict:
+    """How a measure of the swap (mouth opening, eye aperture) follows the original's over
+    time: Pearson `correlation`, and `gain`, the least-squares slope of swap against original
+    (1: opens as far; 0: does not move). NaN where the original does not move at all; a swap
+    that does not move has correlation 0."""
     original, swapped = np.asarray(original, np.float64), np.asarray(swapped, np.float64)
-    fit = align.umeyama(swapped[align.INNER], original[align.INNER], align.FIT_WEIGHTS[align.INNER])
-    fitted = align.transform_points(fit, swapped[align.INNER])
-    left, right = align.eye_centres(original)
-    return float(np.linalg.norm(fitted - original[align.INNER], axis=1).mean() / np.linalg.norm(right - left))
+    keep = np.isfinite(original) & np.isfinite(swapped)
+    original, swapped = original[keep], swapped[keep]
+    if len(original) < 3 or np.std(original) == 0:
+        return {"correlation": math.nan, "gain": math.nan, "frames": int(len(original))}
+    o, s = original - original.mean(), swapped - swapped.mean()
+    if np.std(swapped) < 1e-9 * max(1.0, float(np.abs(swapped).max())):  # rounding, not movement
+        s = np.zeros_like(s)
+    spread = float(np.sqrt(np.sum(o * o) * np.sum(s * s)))
+    return {"correlation": float(np.sum(o * s) / spread) if spread > 0 else 0.0,
+            "gain": float(np.sum(o * s) / np.sum(o * o)), "frames": int(len(original))}
+
+
+def motion(tracks, lag: int = 1) -> dict:
+    """How swapped faces move against the originals from frame to frame. `tracks`: pairs of
+    [T, P, 2] point tracks (original, swapped) of the same faces, both in the ORIGINAL face's
+    aligned-crop coordinates, so the head's own movement is taken out; NaN rows where a face
+    was not found. Returns the `correlation` of their frame-to-frame velocities over `lag`
+    frames (the cosine of the two velocity fields, pooled) and the `speed` ratio (rms swapped
+    over rms original). A face that moves as the original's does: both near 1. A still paste:
+    correlation near 0, speed low. A jittering paste: correlation near 0, speed high."""
+    velocities = []
+    for original, swapped in tracks:
+        original, swapped = np.asarray(original, np.float64), np.asarray(swapped, np.float64)
+        if len(original) <= lag:
+            continue
+        vo, vs = original[lag:] - original[:-lag], swapped[lag:] - swapped[:-lag]
+        keep = np.isfinite(vo).all(axis=(1, 2)) & np.isfinite(vs).all(axis=(1, 2))
+        velocities.append((vo[keep].ravel(), vs[keep].ravel()))
+    if not velocities:
+        return {"correlation": math.nan, "speed": math.nan, "values": 0}
+    vo, vs = (np.concatenate(parts) for parts in zip(*velocities, strict=True))
+    if not np.any(vo):
+        return {"correlation": math.nan, "speed": math.nan, "values": int(len(vo))}
+    spread = float(np.sqrt(np.sum(vo * vo) * np.sum(vs * vs)))
+    return {"correlation": float(np.sum(vo * vs) / spread) if spread > 0 else 0.0,
+            "speed": float(np.sqrt(np.mean(vs * vs) / np.mean(vo * vo))), "values": int(len(vo))}
 
 
 @dataclasses.dataclass

@@ -12,10 +12,12 @@ The entry points call `install()` as they start (`faceswap_tf.app` does it on im
 TensorFlow is imported) and `release(verbose)` once their flags are parsed: that makes
 TensorFlow probe its devices (the last of the start-up lines), shows the lines held back if
 `--verbosity=1` (`-v 1`) asked for them, and gives file descriptor 2 back to the terminal, so
-nothing TensorFlow says later, a fatal error included, passes through the filter.
+nothing TensorFlow says later, a fatal error included, passes through the filter. TensorFlow's
+Python logger is also kept to warnings (it reports every checkpoint and SavedModel written).
 """
 
 import atexit
+import logging
 import multiprocessing
 import os
 import re
@@ -108,6 +110,8 @@ def install() -> None:
 
 def release(verbose: bool) -> None:
     """Ends the filtering: the held-back lines are shown if `verbose`, else dropped."""
+    # TensorFlow's Python logger says INFO about each checkpoint and SavedModel it writes.
+    logging.getLogger("tensorflow").setLevel(logging.DEBUG if verbose else logging.WARNING)
     if _filter is None:
         return
     if "tensorflow" in sys.modules:

@@ -9,7 +9,7 @@ import sysconfig
 from tests.conftest import ROOT, data_path
 
 ENTRY_POINTS = ("faceswap-extract", "faceswap-train", "faceswap-export", "faceswap-convert",
-                "faceswap-evaluate")
+                "faceswap-coverage", "faceswap-evaluate")
 
 
 def run(*command, cwd, timeout=600):

@@ -46,6 +46,9 @@ _CRF = flags.DEFINE_integer("crf", 18, "Constant rate factor (libx264/libx265): 
 _PRESET = flags.DEFINE_string("preset", "veryfast", "libx264/libx265 preset.")
 _START = flags.DEFINE_float("start", None, "Convert from this second.")
 _END = flags.DEFINE_float("end", None, "Convert up to this second.")
+_HELD_OUT_OF = flags.DEFINE_string(
+    "held_out_of", None, "A training run's --model_dir: convert only the frames of --input it held out of "
+    "training (from its run record), for an honest evaluation.")
 _WATERMARK = flags.DEFINE_boolean("watermark", False, "Add a visible 'synthetic media' label.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Faces per call of the model.")
 
@@ -59,7 +62,8 @@ def main(argv):
         detector=detect.DetectorConfig(detector=_DETECTOR.value, min_face_size=_MIN_FACE_SIZE.value),
         keyframe_interval=_KEYFRAME_INTERVAL.value, smoothing=_SMOOTHING.value, colour=_COLOUR.value,
         erode=_ERODE.value, feather=_FEATHER.value, blend=_BLEND.value, codec=_CODEC.value, crf=_CRF.value,
-        preset=_PRESET.value, start=_START.value, end=_END.value, watermark=_WATERMARK.value,
+        preset=_PRESET.value, start=_START.value, end=_END.value, held_out_of=_HELD_OUT_OF.value,
+        watermark=_WATERMARK.value,
         batch_size=_BATCH_SIZE.value,
     )
     summary = converter.run(config)

@@ -58,6 +58,7 @@ class ConvertConfig:
     preset: str = "veryfast"
     start: float | None = None  # seconds
     end: float | None = None
+    held_out_of: str | None = None  # a training run's model_dir: convert only the frames it held out
     watermark: bool = False
     batch_size: int = 8
 
@@ -77,6 +78,7 @@ class ConvertConfig:
             (self.keyframe_interval >= 1, f"--keyframe_interval={self.keyframe_interval}: must be at least 1"),
             (self.start is None or self.start >= 0, f"--start={self.start}: must be 0 or more"),
             (self.end is None or self.end > (self.start or 0), f"--end={self.end}: must be after --start"),
+            (self.held_out_of is None or self.start is None, "give --start or --held_out_of, not both"),
         ]
         for ok, message in checks:
             if not ok:
@@ -175,10 +177,27 @@ def provenance_of(backend) -> video.Provenance:
 def run(config: ConvertConfig, log=sys.stderr) -> RunSummary:
     """Converts `config.input` (a video, an image or a folder of images) into `config.output`."""
     kind = _kind(config)
+    if config.held_out_of:  # from the first held-out frame: as a time, it is exact to the frame
+        start = held_out_start(config.held_out_of, config.input) / (media.probe_video(config.input).fps or 25.0)
+        config = dataclasses.replace(config, start=start, held_out_of=None)
     backend = backends.connect(config.model, config.serving_url, timeout=config.serving_timeout)
     if kind == "video":
         return convert_video(config, backend, log)
     return convert_images(config, backend, log)
+
+
+def held_out_start(model_dir: str, video_path: str) -> int:
+    """The first frame of `video_path` that the training run in `model_dir` held out (its run
+    record says); UserError if the run never trained on that video."""
+    from faceswap_tf import run_record  # TensorFlow, only when asked for
+
+    record = run_record.read(model_dir)
+    for face_set in record.faces.values():
+        held = face_set.held_out_from.get(os.path.abspath(video_path))
+        if held is not None:
+            return held
+    raise UserError(f"--held_out_of={model_dir}: that run never trained on {video_path} (its faces came from "
+                    f"{', '.join(sorted(s for f in record.faces.values() for s in f.held_out_from))})")
 
 
 def _kind(config: ConvertConfig) -> str:
@@ -186,6 +205,8 @@ def _kind(config: ConvertConfig) -> str:
     if not os.path.exists(source):
         raise UserError(f"{source}: no such file or folder")
     out_ext = os.path.splitext(target)[1].lower()
+    if config.held_out_of and (os.path.isdir(source) or not media.is_video(source)):
+        raise UserError(f"--held_out_of: {source} is not a video; only a video has held-out frames")
     if os.path.isdir(source):
         if out_ext:
             raise UserError(f"--output={target}: give a folder for a folder of images")

@@ -84,7 +84,28 @@ def save(path: str, faces: list[FaceRecord]) -> None:
 
 
 def load(path: str) -> list[FaceRecord]:
-    """Reads and validates an alignments file; UserError names the file and the bad field."""
+    """Reads and validates an alignments file; UserError names the file and the bad field.
+    The last few files read are remembered while they stay unchanged on disk (size and
+    modification time), since several parts of one run read the same file."""
+    try:
+        stat = os.stat(path)
+        key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = None
+    if key in _recent:
+        return list(_recent[key])
+    faces = _load(path)
+    if key is not None:
+        _recent[key] = tuple(faces)
+        while len(_recent) > 4:
+            _recent.pop(next(iter(_recent)))
+    return faces
+
+
+_recent: dict = {}
+
+
+def _load(path: str) -> list[FaceRecord]:
     try:
         with open(path) as handle:
             document = json.load(handle)

@@ -1,5 +1,8 @@
 """Who a face is: dlib's 128-D face descriptor, and matching faces against a reference person."""
 
+import itertools
+import os
+
 import dlib
 import numpy as np
 
@@ -50,6 +53,43 @@ class Gallery:
 
 def distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(a) - np.asarray(b)))
+
+
+def distractor_galleries(paths, detector: detect.FaceDetector, describer: FaceDescriber, per_video: int = 4,
+                         within: int = 150, exclude=(), log=None) -> dict[str, Gallery]:
+    """Galleries of other people, to retrieve a face among more than the two of a pair: each
+    video is one person (its largest face in `per_video` frames spread over its first `within`
+    frames: decoding a whole clip for a few faces would cost more than they do), each face of
+    an image is one person, a folder gives its videos and images. Files in `exclude` (the
+    pair's own footage) are left out; files with no face are skipped with a note on `log`."""
+    excluded = {os.path.realpath(path) for path in exclude}
+    galleries = {}
+    for path in [f for p in paths for f in media.list_media(p)]:
+        if os.path.realpath(path) in excluded:
+            continue
+        stem = os.path.splitext(os.path.basename(path))[0]
+        try:
+            if media.is_video(path):
+                frames = min(media.probe_video(path).frames or within, within)
+                wanted = set(np.linspace(0, frames - 1, per_video).round().astype(int).tolist())
+                frames_read = itertools.islice(enumerate(media.iter_video(path)), max(wanted) + 1)
+                chosen = (frame for i, frame in frames_read
+                          if i in wanted)
+                descriptors = [describer(frame, faces[0]) for frame in chosen if (faces := detector(frame))]
+                named = {stem: descriptors} if descriptors else {}
+            else:
+                image = media.read_image(path)
+                faces = detector(image)
+                named = {f"{stem}#{i}" if len(faces) > 1 else stem: [describer(image, face)]
+                         for i, face in enumerate(faces)}
+        except (UserError, media.DecodeError) as error:
+            named = {}
+            if log is not None:
+                log.write(f"note: distractor {path} skipped ({error})\n")
+        if not named and log is not None:
+            log.write(f"note: no face in distractor {path}\n")
+        galleries.update({name: Gallery(descriptors) for name, descriptors in named.items()})
+    return galleries
 
 
 def reference_descriptor(path: str, detector: detect.FaceDetector, describer: FaceDescriber):
