@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from faceswap_tf import run_record
 from faceswap_tf.errors import UserError
-from faceswap_tf.faces import alignments, masks
+from faceswap_tf.faces import alignments, coverage, masks
 from faceswap_tf.framing import Framing
 
 
@@ -40,6 +40,7 @@ class DataConfig:
     flip: bool = True
     warp: float = 0.02  # std of the warp grid's displacement, of the image size
     colour: float = 0.05
+    balance: float = 0.0  # 0: faces drawn uniformly; 1: rare expressions and poses as often as common ones
     seed: int = 0
 
     def __post_init__(self):
@@ -47,6 +48,8 @@ class DataConfig:
             raise UserError(f"--holdout={self.holdout}: must be in [0, 1)")
         if self.batch_size < 1:
             raise UserError(f"--batch_size={self.batch_size}: must be at least 1")
+        if not 0.0 <= self.balance <= 1.0:
+            raise UserError(f"--balance={self.balance}: must be in [0, 1]")
 
 
 def load_faces(folder: str, view: Framing, holdout: float = 0.0, which: str = "train") -> np.ndarray:
@@ -90,20 +93,35 @@ def model_view(crop: np.ndarray, record, view: Framing) -> np.ndarray:
     return np.concatenate([view.to_view(crop), regions["face"][..., None], eyes_mouth[..., None]], axis=-1)
 
 
-def dataset(faces: np.ndarray, config: DataConfig, start_step: int = 0, side: int = 0):
+def sampling_weights(folder: str, holdout: float, strength: float) -> np.ndarray:
+    """Per training face (in `load_faces`' order), how often to draw it: rarer expressions and
+    poses more (`faces.coverage.rarity_weights`), all alike for strength 0."""
+    records = face_records(folder, holdout)
+    if strength <= 0:
+        return np.ones(len(records))
+    return coverage.rarity_weights(coverage.measure_records(folder, records), strength)
+
+
+def dataset(faces: np.ndarray, config: DataConfig, start_step: int = 0, side: int = 0,
+            weights: np.ndarray | None = None):
     """Batches for steps start_step, start_step + 1, ...: dicts of the drawn faces, uint8
     `faces` [B, R, R, 5], and their augmentation parameters (`draw_augmentation`), one row
     per face. The training step applies them (`augmented`): in the step's graph the image
     work runs where the step does (a GPU), and on a CPU it does not compete with the step
     for the cores from tf.data's threads; and a batch split across replicas splits its
-    parameters with it, so the replicas augment exactly as one device would."""
+    parameters with it, so the replicas augment exactly as one device would. With `weights`
+    (one per face, `sampling_weights`), faces are drawn in proportion to them."""
     table = tf.constant(faces)
     count, size = len(faces), faces.shape[1]
+    logits = None if weights is None else tf.constant(np.log(np.asarray(weights, np.float64))[None], tf.float32)
 
     def batch(step):
         seed = tf.stack([tf.cast(config.seed * 2 + side, tf.int64), step])
         draw, params = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        indices = tf.random.stateless_uniform([config.batch_size], draw, 0, count, dtype=tf.int32)
+        if logits is None:
+            indices = tf.random.stateless_uniform([config.batch_size], draw, 0, count, dtype=tf.int32)
+        else:
+            indices = tf.random.stateless_categorical(logits, config.batch_size, draw, dtype=tf.int32)[0]
         drawn = draw_augmentation(config.batch_size, size, config, params)
         return {"faces": tf.gather(table, indices), **drawn}
 

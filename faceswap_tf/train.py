@@ -14,6 +14,9 @@ _FACES_A = flags.DEFINE_string("faces_a", None, "Extract output folder of person
 _FACES_B = flags.DEFINE_string("faces_b", None, "Extract output folder of person B.", required=True)
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints, flags.txt, TensorBoard.", required=True)
 _STEPS = flags.DEFINE_integer("steps", 20_000, "Train until this step.")
+_MAX_MINUTES = flags.DEFINE_float(
+    "max_minutes", None, "Also stop, saving a checkpoint, after this many minutes of training in this run "
+    "(held-out evaluation not counted): to compare recipes at equal time, or to fit a budget.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Faces per person per step, split across replicas.")
 _RESOLUTION = flags.DEFINE_enum("resolution", "64", [str(r) for r in models.RESOLUTIONS], "Model size in px.")
 _WIDTH = flags.DEFINE_float("width", 1.0, "Multiplier of every layer's filters.")
@@ -23,6 +26,9 @@ _SPECTRAL_NORM = flags.DEFINE_boolean("spectral_norm", True, "Spectral normalisa
 _COVERAGE = flags.DEFINE_float("coverage", 0.85, "Centre part of the aligned crop the model sees.")
 _HOLDOUT = flags.DEFINE_float("holdout", 0.2, "Last part of each source's frames kept out of training.")
 _WARP = flags.DEFINE_float("warp", 0.02, "Random warp strength, of the image size.")
+_BALANCE = flags.DEFINE_float(
+    "balance", 0.0, "Draw rare expressions and poses (wide mouth, closed eyes, a turned head) more often: 0, "
+    "every face alike; 1, every kind of face as often (see faceswap_tf.coverage).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of batches and augmentation.")
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate of G.")
 _D_LEARNING_RATE = flags.DEFINE_float("d_learning_rate", 1e-4, "Adam learning rate of D.")
@@ -60,7 +66,7 @@ def config_from_flags() -> trainer.TrainConfig:
         data=data.DataConfig(
             faces_a=_FACES_A.value, faces_b=_FACES_B.value, resolution=resolution,
             coverage=_COVERAGE.value, batch_size=_BATCH_SIZE.value, holdout=_HOLDOUT.value,
-            warp=_WARP.value, seed=_SEED.value,
+            warp=_WARP.value, balance=_BALANCE.value, seed=_SEED.value,
         ),
         model=models.ModelConfig(
             resolution=resolution, width=_WIDTH.value, code_size=_CODE_SIZE.value,
@@ -78,6 +84,7 @@ def config_from_flags() -> trainer.TrainConfig:
         mixed_precision=_MIXED_PRECISION.value, run_eagerly=_RUN_EAGERLY.value,
         save_every=_SAVE_EVERY.value, keep_checkpoints=_KEEP_CHECKPOINTS.value,
         log_every=_LOG_EVERY.value, preview_every=_PREVIEW_EVERY.value, eval_every=_EVAL_EVERY.value,
+        max_minutes=_MAX_MINUTES.value,
     )
 
 

@@ -66,6 +66,7 @@ class TrainConfig:
     log_every: int = 50
     preview_every: int = 250
     eval_every: int = 500  # held-out identity and reconstruction metrics; 0: never
+    max_minutes: float | None = None  # stop (saving a checkpoint) after this much training time
 
     def __post_init__(self):
         runtime.check_choices(self.mixed_precision, self.xla)
@@ -74,6 +75,8 @@ class TrainConfig:
                 raise UserError(f"--{name}={getattr(self, name)}: must be at least 1")
         if self.eval_every < 0:
             raise UserError(f"--eval_every={self.eval_every}: must be 0 (never) or more")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise UserError(f"--max_minutes={self.max_minutes}: must be more than 0")
 
 
 class TrainingDiverged(UserError):
@@ -298,28 +301,38 @@ def run(config: TrainConfig, log=sys.stderr, replay_flags: str | None = None) ->
         return {}
     log.write(f"training from step {start} to {config.steps} ({trainer.runtime.label}); "
               f"{len(faces['a'])} faces of A, {len(faces['b'])} of B\n")
-    streams = [iter(trainer.distribute(data.dataset(faces[s], config.data, start, side=i)))
+    folders = {"a": config.data.faces_a, "b": config.data.faces_b}
+    weights = {side: data.sampling_weights(folders[side], config.data.holdout, config.data.balance)
+               if config.data.balance else None for side in SIDES}
+    streams = [iter(trainer.distribute(data.dataset(faces[s], config.data, start, side=i, weights=weights[s])))
                for i, s in enumerate(SIDES)]
     preview_faces = {s: _preview_faces(faces[s]) for s in SIDES}
     writer = (tf.summary.create_file_writer(os.path.join(config.model_dir, "train")) if trainer.chief
               else tf.summary.create_noop_writer())
     evaluation = _held_out_evaluation(config, record, log) if trainer.chief and config.eval_every else None
+    if config.max_minutes and trainer.runtime.strategy == "MultiWorkerMirroredStrategy":
+        raise UserError("--max_minutes: workers would stop at different steps; on several machines, "
+                        "give --steps")
     stop = _StopSignal()
     logged, step = {}, start
     window_start, images = time.perf_counter(), 0
     run_start = window_start
+    paused = 0.0  # held-out evaluation time: neither the img/s nor the --max_minutes budget count it
     with writer.as_default(), stop:
         while step < config.steps:
             values, finite = trainer.train_step(next(streams[0]), next(streams[1]))
             step += 1
             images += 2 * config.data.batch_size
+            out_of_time = bool(config.max_minutes) and (
+                time.perf_counter() - run_start - paused >= 60.0 * config.max_minutes)
+            last = step == config.steps or out_of_time
             if not bool(finite):
                 raise TrainingDiverged(
                     f"{config.model_dir}: a loss became NaN or Inf at step {step} "
                     f"({_format(values)}); the last good checkpoint is kept: "
                     "lower --learning_rate or turn off mixed precision"
                 )
-            if step % config.log_every == 0 or step == config.steps:
+            if step % config.log_every == 0 or last:
                 now = time.perf_counter()
                 rate = images / (now - window_start)
                 logged = {k: float(v) for k, v in values.items()}
@@ -327,20 +340,26 @@ def run(config: TrainConfig, log=sys.stderr, replay_flags: str | None = None) ->
                     tf.summary.scalar(name, value, step=step)
                 tf.summary.scalar("learning_rate", config.learning_rate, step=step)
                 tf.summary.scalar("images_per_second", rate, step=step)
-                eta = (config.steps - step) * (now - run_start) / (step - start)
+                eta = (config.steps - step) * (now - run_start - paused) / (step - start)
+                if config.max_minutes:
+                    eta = min(eta, 60.0 * config.max_minutes - (now - run_start - paused))
                 log.write(f"step {step}/{config.steps}  {_format(logged)}  {rate:.1f} img/s  "
                           f"ETA {clock(eta)}\n")
                 window_start, images = now, 0
-            if trainer.chief and (step % config.preview_every == 0 or step == config.steps):
+            if trainer.chief and (step % config.preview_every == 0 or last):
                 _write_preview(trainer, preview_faces, config.model_dir, step)
-            if evaluation and (step % config.eval_every == 0 or step == config.steps):
-                paused = time.perf_counter()
+            if evaluation and (step % config.eval_every == 0 or last):
+                pause = time.perf_counter()
                 evaluation.write(trainer, step, log)
-                window_start += time.perf_counter() - paused  # img/s counts training only
-            if step % config.save_every == 0 or step == config.steps or stop.requested:
+                window_start += time.perf_counter() - pause  # img/s counts training only
+                paused += time.perf_counter() - pause
+            if step % config.save_every == 0 or last or stop.requested:
                 trainer.manager.save(checkpoint_number=step)
             if stop.requested:
                 log.write(f"stopped by signal at step {step}; checkpoint saved\n")
+                break
+            if out_of_time:
+                log.write(f"--max_minutes={config.max_minutes:g} reached at step {step}; checkpoint saved\n")
                 break
     writer.flush()
     if not trainer.chief:

@@ -267,3 +267,23 @@ def test_every_flagfile_resolves_to_a_valid_config(name):
         absl_flags.FLAGS.unparse_flags()
     assert config.model.resolution in models.RESOLUTIONS and config.steps >= 6
     assert config.data.batch_size >= 4
+
+
+def test_faces_are_drawn_by_weight_and_rare_faces_weigh_more(face_dirs):
+    from faceswap_tf.faces import coverage
+
+    faces = np.zeros((4, 8, 8, 5), np.uint8)
+    faces[..., 0] = np.arange(4)[:, None, None]  # each face says which it is
+    config = data.DataConfig("a", "b", batch_size=8)
+    drawn = [b["faces"][:, 0, 0, 0].numpy() for b in data.dataset(faces, config, weights=[1, 1, 1, 9]).take(50)]
+    share = np.bincount(np.concatenate(drawn), minlength=4) / 400
+    assert 0.65 < share[3] < 0.85 and all(0.02 < s < 0.15 for s in share[:3]), share
+    again = [b["faces"][:, 0, 0, 0].numpy() for b in data.dataset(faces, config, weights=[1, 1, 1, 9]).take(50)]
+    np.testing.assert_array_equal(np.concatenate(drawn), np.concatenate(again))  # a function of (seed, step)
+    # On real faces of B: the widest mouths and the most turned heads are drawn more often.
+    weights = data.sampling_weights(face_dirs["b"], 0.2, 1.0)
+    measures = coverage.measure_folder(face_dirs["b"], data.face_records(face_dirs["b"], 0.2))
+    assert len(weights) == measures.faces and abs(weights.mean() - 1) < 1e-9 and weights.max() <= 5 * (1 + 1e-5)
+    wide = measures.values["mouth"] >= np.percentile(measures.values["mouth"], 90)
+    assert weights[wide].sum() / weights.sum() > 1.2 * wide.mean()
+    assert np.all(data.sampling_weights(face_dirs["b"], 0.2, 0.0) == 1.0)

@@ -128,3 +128,26 @@ def markdown(a: FaceSetMeasures, b: FaceSetMeasures) -> list[str]:
         lines.append(f"- B's faces cover A's: in no measure do more than {WARN_SHARE:.0%} of A's frames go "
                      f"beyond {100 - 2 * EDGE:.0f}% of B's faces.")
     return lines
+
+
+def rarity_weights(faces: FaceSetMeasures, strength: float = 1.0, neighbours: int = 8,
+                   cap: float = 5.0) -> np.ndarray:
+    """A sampling weight per face, higher for the faces whose expression and pose few others
+    share: in the space of the four measures (each scaled by its spread), the distance to the
+    face's k-th nearest neighbour, raised to the space's dimension (inverse density) times
+    `strength` (0: every face alike; 1: as often as every region of the space). Normalised to
+    a mean of 1 and capped at `cap` times it, so a stray landmark fit is not drawn all the time."""
+    points = np.stack([faces.values[m] for m in MEASURES], axis=1).astype(np.float64)
+    points = (points - points.mean(axis=0)) / np.maximum(points.std(axis=0), 1e-6)
+    if strength <= 0 or len(points) <= neighbours:
+        return np.ones(len(points))
+    distances = np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(axis=-1))
+    reach = np.sort(distances, axis=1)[:, neighbours]  # column 0 is the face itself
+    weights = (reach / np.median(reach)) ** (points.shape[1] * strength)
+    for _ in range(50):  # capping lowers the mean, which lifts the capped faces again: repeat until it holds
+        weights = weights / weights.mean()
+        if weights.max() <= cap * (1 + 1e-6):
+            break
+        weights = np.minimum(weights, cap)
+    return weights
+
