@@ -287,3 +287,27 @@ def test_faces_are_drawn_by_weight_and_rare_faces_weigh_more(face_dirs):
     wide = measures.values["mouth"] >= np.percentile(measures.values["mouth"], 90)
     assert weights[wide].sum() / weights.sum() > 1.2 * wide.mean()
     assert np.all(data.sampling_weights(face_dirs["b"], 0.2, 0.0) == 1.0)
+
+
+@pytest.mark.parametrize("name", sorted(os.path.basename(p)[:-6] for p in glob.glob(
+    os.path.join(ROOT, "flags", "study", "*.flags"))))
+def test_every_study_variant_is_the_demo_recipe_with_a_valid_change(name):
+    from absl import flags as absl_flags
+
+    from faceswap_tf import train
+
+    demo = os.path.join(ROOT, "flags", "demo.flags")
+    variant = os.path.join(ROOT, "flags", "study", name + ".flags")
+    argv = ["train", f"--flagfile={demo}", f"--flagfile={variant}", "--faces_a=a", "--faces_b=b",
+            "--model_dir=m"]
+    absl_flags.FLAGS(argv)
+    try:
+        config = train.config_from_flags()
+    finally:
+        absl_flags.FLAGS.unparse_flags()
+    absl_flags.FLAGS(["train", f"--flagfile={demo}", "--faces_a=a", "--faces_b=b", "--model_dir=m"])
+    try:
+        base = train.config_from_flags()
+    finally:
+        absl_flags.FLAGS.unparse_flags()
+    assert config != base  # the variant changes something, and only through valid flags
