@@ -267,3 +267,32 @@ def test_every_flagfile_resolves_to_a_valid_config(name):
         absl_flags.FLAGS.unparse_flags()
     assert config.model.resolution in models.RESOLUTIONS and config.steps >= 6
     assert config.data.batch_size >= 4
+
+
+def checkpoint_layout(path):
+    """Every variable of a checkpoint by each of its paths in the object graph (which is
+    what a restore matches), with its shape, sorted: 'encoder/_operations/1/_kernel [3, 3, 3, 8]'."""
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    reader = tf.train.load_checkpoint(path)
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    shapes = reader.get_variable_to_shape_map()
+    lines, queue = [], [(0, "")]
+    while queue:
+        node_id, prefix = queue.pop()
+        lines += [f"{prefix} {shapes[a.checkpoint_key]}" for a in graph.nodes[node_id].attributes]
+        queue += [(c.node_id, f"{prefix}/{c.local_name}".lstrip("/")) for c in graph.nodes[node_id].children]
+    return sorted(lines)
+
+
+@pytest.mark.parametrize("resolution", [64, 128])
+def test_checkpoints_of_the_main_layout_still_restore(tmp_path, resolution):
+    # tests/data/checkpoint_layout_*.txt was written by the layout of d820f78 (before the
+    # step's speed work): the same paths and shapes mean its checkpoints restore here.
+    config = tiny_config({"a": "a", "b": "b"}, tmp_path,
+                         model=models.ModelConfig(resolution=resolution, width=0.125, code_size=64))
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, resolution=resolution))
+    layout = checkpoint_layout(trainer.GanTrainer(config).manager.save(0))
+    with open(os.path.join(ROOT, "tests", "data", f"checkpoint_layout_{resolution}.txt")) as expected:
+        assert layout == expected.read().splitlines()
