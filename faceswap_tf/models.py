@@ -95,24 +95,47 @@ class PatchConv2D(layers.Conv2D):
         return tf.reshape(out, [shape[0], shape[1], shape[2], filters])
 
 
+@keras.saving.register_keras_serializable(package="faceswap_tf")
+class LeakyReLU(layers.LeakyReLU):
+    """keras's LeakyReLU (the same function and gradient) with the gradient taken from the
+    output instead of the input: y > 0 exactly where x > 0, so the two are equal. TensorFlow's
+    own gradient reads the input, which keeps the tensor before the activation alive and
+    stops grappler's remapper from fusing conv + bias + activation in a training graph; after
+    a residual add it is worse: the remapper fuses conv + bias + add + activation, removes the
+    add that LeakyReluGrad still reads and fails ("Mutation::Apply error: fanout ... exist
+    for missing node"), and a failed remapper applies none of its fusions to the graph."""
+
+    def call(self, inputs):
+        return _leaky_relu(inputs, self.negative_slope)
+
+
+def _leaky_relu(x, alpha):
+    @tf.custom_gradient
+    def forward(x):
+        y = tf.nn.leaky_relu(x, alpha)
+        return y, lambda dy: tf.raw_ops.LeakyReluGrad(gradients=dy, features=y, alpha=alpha)
+
+    return forward(x)
+
+
 def _conv_block(x, filters, name):
     x = layers.Conv2D(filters, 3, strides=2, padding="same", name=f"{name}_conv")(x)
-    return layers.LeakyReLU(0.1, name=f"{name}_act")(x)
+    return LeakyReLU(0.1, name=f"{name}_act")(x)
 
 
 def _upscale(x, filters, name):
     conv = PatchConv2D if x.shape[1] <= 4 else layers.Conv2D
     x = conv(filters * 4, 3, padding="same", name=f"{name}_conv")(x)
-    x = layers.LeakyReLU(0.1, name=f"{name}_act")(x)
+    x = LeakyReLU(0.1, name=f"{name}_act")(x)
     return PixelShuffle(name=f"{name}_shuffle")(x)
 
 
 def _res_block(x, filters, name):
     y = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv1")(x)
-    y = layers.LeakyReLU(0.2, name=f"{name}_act1")(y)
+    y = LeakyReLU(0.2, name=f"{name}_act1")(y)
     y = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv2")(y)
     y = layers.Add(name=f"{name}_add")([x, y])
-    return layers.LeakyReLU(0.2, name=f"{name}_act2")(y)
+    return LeakyReLU(0.2, name=f"{name}_act2")(y)
 
 
 def build_encoder(cfg: ModelConfig) -> keras.Model:
@@ -158,7 +181,7 @@ def build_discriminator(cfg: ModelConfig, side: str) -> keras.Model:
     x = image
     for i in range(int(math.log2(size // 8))):  # 64 -> 32 -> 16 -> 8, filters 64, 128, 256
         x = conv(cfg.filters(min(512, 64 * 2**i)), 4, 2, f"down{i}")(x)
-        x = layers.LeakyReLU(0.2, name=f"down{i}_act")(x)
+        x = LeakyReLU(0.2, name=f"down{i}_act")(x)
     if cfg.self_attention:
         x = SelfAttention(name="attn")(x)
     logits = conv(1, 4, 1, "logits")(x)  # (8, 8, 1)

@@ -74,3 +74,14 @@ def test_self_attention_starts_as_the_identity():
 def test_a_bad_resolution_is_refused():
     with pytest.raises(ValueError, match="resolution"):
         models.ModelConfig(resolution=96)
+
+
+def test_leaky_relu_matches_keras_in_value_and_gradient():
+    x = tf.constant([[-2.0, -0.5, 0.0, 0.5, 3.0]])
+    ours, theirs = models.LeakyReLU(0.2), keras.layers.LeakyReLU(0.2)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y_ours, y_theirs = ours(x), theirs(x)
+        loss_ours, loss_theirs = tf.reduce_sum(y_ours * x), tf.reduce_sum(y_theirs * x)
+    np.testing.assert_array_equal(y_ours.numpy(), y_theirs.numpy())
+    np.testing.assert_array_equal(tape.gradient(loss_ours, x).numpy(), tape.gradient(loss_theirs, x).numpy())
