@@ -67,6 +67,7 @@ class TrainConfig:
     log_every: int = 50
     preview_every: int = 250
     eval_every: int = 500  # held-out identity and reconstruction metrics; 0: never
+    profile_steps: tuple[int, int] | None = None  # (first, last): a TensorBoard profile of them
 
     def __post_init__(self):
         if self.xla not in ("auto", "on", "off"):
@@ -353,9 +354,13 @@ def run(config: TrainConfig, log=sys.stderr) -> dict:
     logged, step = {}, start
     window_start, images = time.perf_counter(), 0
     run_start = window_start
-    with writer.as_default(), stop:
+    profiler = _StepProfiler(config.profile_steps if trainer.chief else None,
+                             os.path.join(config.model_dir, "train"), log)
+    with writer.as_default(), stop, profiler:
         while step < config.steps:
+            profiler.before(step + 1)
             values, finite = trainer.train_step(next(streams[0]), next(streams[1]))
+            profiler.after(step + 1, values)
             step += 1
             images += 2 * config.data.batch_size
             if not bool(finite):
@@ -441,6 +446,34 @@ def _write_preview(trainer, preview_faces, model_dir, step):
 
 def _format(values) -> str:
     return "  ".join(f"{k.split('/')[-1]} {float(v):.4f}" for k, v in values.items())
+
+
+class _StepProfiler:
+    """A TensorBoard profile (the Profile tab of model_dir/train) of steps first..last."""
+
+    def __init__(self, steps, logdir, log):
+        self.first, self.last = steps or (0, -1)
+        self.logdir, self.log, self.running = logdir, log, False
+
+    def before(self, step):
+        if step == self.first:
+            tf.profiler.experimental.start(self.logdir)
+            self.running = True
+
+    def after(self, step, values):
+        if self.running and step == self.last:
+            tf.nest.map_structure(lambda t: t.numpy(), values)  # the step's work ends in the profile
+            self.__exit__()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.running:
+            tf.profiler.experimental.stop()
+            self.running = False
+            self.log.write(f"profile of steps {self.first}-{self.last} written under {self.logdir} "
+                           "(TensorBoard's Profile tab)\n")
 
 
 class _StopSignal:

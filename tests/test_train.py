@@ -298,3 +298,28 @@ def test_checkpoints_of_the_main_layout_still_restore(tmp_path, resolution):
     layout = checkpoint_layout(trainer.GanTrainer(config).manager.save(0))
     with open(os.path.join(ROOT, "tests", "data", f"checkpoint_layout_{resolution}.txt")) as expected:
         assert layout == expected.read().splitlines()
+
+
+def test_profile_steps_write_a_tensorboard_profile(face_dirs, tmp_path):
+    log = io.StringIO()
+    trainer.run(tiny_config(face_dirs, tmp_path, profile_steps=(2, 3)), log=log)
+    assert glob.glob(str(tmp_path / "train" / "plugins" / "profile" / "*" / "*.xplane.pb"))
+    assert "profile of steps 2-3 written" in log.getvalue()
+
+
+@pytest.mark.parametrize("value, expected", [("", None), ("10,12", (10, 12)), ("3,3", (3, 3)),
+                                             ("5,2", "error"), ("0,2", "error"), ("x", "error")])
+def test_profile_steps_flag(value, expected):
+    from absl import flags as absl_flags
+
+    from faceswap_tf import train
+
+    absl_flags.FLAGS(["train", "--faces_a=a", "--faces_b=b", "--model_dir=m", f"--profile_steps={value}"])
+    try:
+        if expected == "error":
+            with pytest.raises(trainer.UserError, match="--profile_steps"):
+                train.config_from_flags()
+        else:
+            assert train.config_from_flags().profile_steps == expected
+    finally:
+        absl_flags.FLAGS.unparse_flags()
