@@ -82,18 +82,16 @@ class SelfAttention(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="faceswap_tf")
 class PatchConv2D(layers.Conv2D):
-    """Conv2D ("same" padding) computed as im2col (tf.image.extract_patches) and one matmul:
-    the same variables and result as Conv2D, but oneDNN's bf16 convolution and its weight
-    gradient run several times slower than the matmul on tiny feature maps with many
-    channels (the 4x4, 512 -> 1024 upscale; the strided 8 -> 4 encoder block)."""
+    """Conv2D ("same", stride 1) computed as im2col (tf.image.extract_patches) and one matmul:
+    the same variables and result as Conv2D, but oneDNN's bf16 convolution runs 3-5x slower
+    than the matmul on tiny feature maps with many channels (the 4x4, 512 -> 1024 upscale)."""
 
     def convolution_op(self, inputs, kernel):
         rows, cols, channels, filters = kernel.shape
-        strides = [1, *self.strides, 1]
-        patches = tf.image.extract_patches(inputs, [1, rows, cols, 1], strides, [1, 1, 1, 1], "SAME")
+        patches = tf.image.extract_patches(inputs, [1, rows, cols, 1], [1, 1, 1, 1], [1, 1, 1, 1], "SAME")
         out = tf.matmul(tf.reshape(patches, [-1, rows * cols * channels]),
                         tf.reshape(kernel, [rows * cols * channels, filters]))
-        shape = tf.shape(patches)
+        shape = tf.shape(inputs)
         return tf.reshape(out, [shape[0], shape[1], shape[2], filters])
 
 
@@ -140,8 +138,7 @@ class OutputConv2D(layers.Conv2D):
 
 
 def _conv_block(x, filters, name):
-    conv = PatchConv2D if x.shape[1] <= 8 else layers.Conv2D
-    x = conv(filters, 3, strides=2, padding="same", name=f"{name}_conv")(x)
+    x = layers.Conv2D(filters, 3, strides=2, padding="same", name=f"{name}_conv")(x)
     return LeakyReLU(0.1, name=f"{name}_act")(x)
 
 

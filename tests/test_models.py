@@ -104,14 +104,3 @@ def test_output_convolutions_run_in_the_compute_dtype_and_return_float32():
         # bfloat16 keeps 8 bits: the outputs agree to about 1% of their range, not exactly.
         np.testing.assert_allclose(out[name].numpy(), reference[name].numpy(), atol=0.03)
         assert not np.array_equal(out[name].numpy(), reference[name].numpy())
-
-
-@pytest.mark.parametrize("strides", [1, 2])
-def test_patch_conv_equals_conv(strides):
-    x = tf.random.normal((2, 8, 8, 16), seed=4)
-    conv = keras.layers.Conv2D(24, 3, strides=strides, padding="same")
-    patch = models.PatchConv2D(24, 3, strides=strides, padding="same")
-    conv.build(x.shape)
-    patch.build(x.shape)
-    patch.set_weights(conv.get_weights())
-    np.testing.assert_allclose(patch(x).numpy(), conv(x).numpy(), rtol=1e-5, atol=1e-5)
