@@ -9,6 +9,7 @@ model_dir/flags.txt, so `--flagfile=model_dir/flags.txt` replays the run.
 from absl import flags
 
 from faceswap_tf import app, data, losses, models, runtime, trainer
+from faceswap_tf.errors import UserError
 
 _FACES_A = flags.DEFINE_string("faces_a", None, "Extract output folder of person A.", required=True)
 _FACES_B = flags.DEFINE_string("faces_b", None, "Extract output folder of person B.", required=True)
@@ -57,6 +58,21 @@ _PREVIEW_EVERY = flags.DEFINE_integer("preview_every", 250, "Steps between previ
 _EVAL_EVERY = flags.DEFINE_integer(
     "eval_every", 500, "Steps between held-out identity and reconstruction metrics "
     "(TensorBoard under model_dir/eval); 0: never.")
+_PROFILE_STEPS = flags.DEFINE_string(
+    "profile_steps", "", "FIRST,LAST: a TensorBoard profile of these steps under model_dir/train "
+    "(the Profile tab, with tensorboard-plugin-profile installed); empty: none.")
+
+
+def _profile_steps() -> tuple[int, int] | None:
+    if not _PROFILE_STEPS.value:
+        return None
+    try:
+        first, last = (int(part) for part in _PROFILE_STEPS.value.split(","))
+    except ValueError:
+        first = last = 0
+    if not 1 <= first <= last:
+        raise UserError(f"--profile_steps={_PROFILE_STEPS.value}: give FIRST,LAST with 1 <= FIRST <= LAST")
+    return first, last
 
 
 def config_from_flags() -> trainer.TrainConfig:
@@ -85,6 +101,7 @@ def config_from_flags() -> trainer.TrainConfig:
         save_every=_SAVE_EVERY.value, keep_checkpoints=_KEEP_CHECKPOINTS.value,
         log_every=_LOG_EVERY.value, preview_every=_PREVIEW_EVERY.value, eval_every=_EVAL_EVERY.value,
         max_minutes=_MAX_MINUTES.value,
+        profile_steps=_profile_steps(),
     )
 
 

@@ -67,6 +67,7 @@ class TrainConfig:
     preview_every: int = 250
     eval_every: int = 500  # held-out identity and reconstruction metrics; 0: never
     max_minutes: float | None = None  # stop (saving a checkpoint) after this much training time
+    profile_steps: tuple[int, int] | None = None  # (first, last): a TensorBoard profile of them
 
     def __post_init__(self):
         runtime.check_choices(self.mixed_precision, self.xla)
@@ -81,6 +82,26 @@ class TrainConfig:
 
 class TrainingDiverged(UserError):
     pass
+
+
+class FusedAdam(keras.optimizers.Adam):
+    """keras's Adam (the same slots, so the same checkpoints) updating each variable with one
+    kernel, ResourceApplyAdam, instead of about ten elementwise ops that each read and write
+    the whole variable: the same formula, m += (g - m)(1 - b1), v += (g^2 - v)(1 - b2),
+    w -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), in one pass over memory."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad:
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        index = self._get_variable_index(variable)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].value.handle, v=self._velocities[index].value.handle,
+            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
 
 
 class GanTrainer:
@@ -138,7 +159,7 @@ class GanTrainer:
         )
 
     def _optimizer(self, learning_rate, name):
-        optimizer = keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.999, name=name)
+        optimizer = FusedAdam(learning_rate, beta_1=0.5, beta_2=0.999, name=name)
         if self.policy == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_scaled")
         return optimizer
@@ -318,9 +339,13 @@ def run(config: TrainConfig, log=sys.stderr, replay_flags: str | None = None) ->
     window_start, images = time.perf_counter(), 0
     run_start = window_start
     paused = 0.0  # held-out evaluation time: neither the img/s nor the --max_minutes budget count it
-    with writer.as_default(), stop:
+    profiler = _StepProfiler(config.profile_steps if trainer.chief else None,
+                             os.path.join(config.model_dir, "train"), log)
+    with writer.as_default(), stop, profiler:
         while step < config.steps:
+            profiler.before(step + 1)
             values, finite = trainer.train_step(next(streams[0]), next(streams[1]))
+            profiler.after(step + 1, values)
             step += 1
             images += 2 * config.data.batch_size
             out_of_time = bool(config.max_minutes) and (
@@ -414,6 +439,34 @@ def _write_preview(trainer, preview_faces, model_dir, step):
 
 def _format(values) -> str:
     return "  ".join(f"{k.split('/')[-1]} {float(v):.4f}" for k, v in values.items())
+
+
+class _StepProfiler:
+    """A TensorBoard profile (the Profile tab of model_dir/train) of steps first..last."""
+
+    def __init__(self, steps, logdir, log):
+        self.first, self.last = steps or (0, -1)
+        self.logdir, self.log, self.running = logdir, log, False
+
+    def before(self, step):
+        if step == self.first:
+            tf.profiler.experimental.start(self.logdir)
+            self.running = True
+
+    def after(self, step, values):
+        if self.running and step == self.last:
+            tf.nest.map_structure(lambda t: t.numpy(), values)  # the step's work ends in the profile
+            self.__exit__()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.running:
+            tf.profiler.experimental.stop()
+            self.running = False
+            self.log.write(f"profile of steps {self.first}-{self.last} written under {self.logdir} "
+                           "(TensorBoard's Profile tab)\n")
 
 
 class _StopSignal:

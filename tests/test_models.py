@@ -74,3 +74,33 @@ def test_self_attention_starts_as_the_identity():
 def test_a_bad_resolution_is_refused():
     with pytest.raises(ValueError, match="resolution"):
         models.ModelConfig(resolution=96)
+
+
+def test_leaky_relu_matches_keras_in_value_and_gradient():
+    x = tf.constant([[-2.0, -0.5, 0.0, 0.5, 3.0]])
+    ours, theirs = models.LeakyReLU(0.2), keras.layers.LeakyReLU(0.2)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y_ours, y_theirs = ours(x), theirs(x)
+        loss_ours, loss_theirs = tf.reduce_sum(y_ours * x), tf.reduce_sum(y_theirs * x)
+    np.testing.assert_array_equal(y_ours.numpy(), y_theirs.numpy())
+    np.testing.assert_array_equal(tape.gradient(loss_ours, x).numpy(), tape.gradient(loss_theirs, x).numpy())
+
+
+def test_output_convolutions_run_in_the_compute_dtype_and_return_float32():
+    cfg = models.ModelConfig(**TINY)
+    code = tf.random.normal((2, *cfg.code_shape), seed=3)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed = models.build_decoder(cfg, "a")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    plain = models.build_decoder(cfg, "a")
+    plain.set_weights(mixed.get_weights())
+    assert mixed.get_layer("rgb").conv_dtype == "bfloat16" and plain.get_layer("rgb").conv_dtype == "float32"
+    out, reference = mixed(code), plain(code)
+    for name in ("rgb", "mask"):
+        assert out[name].dtype == tf.float32
+        # bfloat16 keeps 8 bits: the outputs agree to about 1% of their range, not exactly.
+        np.testing.assert_allclose(out[name].numpy(), reference[name].numpy(), atol=0.03)
+        assert not np.array_equal(out[name].numpy(), reference[name].numpy())

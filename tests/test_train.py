@@ -167,6 +167,8 @@ def test_the_smoke_flagfile_trains_saves_and_resumes(face_dirs, tmp_path):
               f"--faces_b={face_dirs['b']}", f"--model_dir={model_dir}"]
     first = run_module("faceswap_tf.train", *common)
     assert first.returncode == 0, first.stderr[-2000:]
+    # A failed grappler pass leaves the step's graph unoptimised (it used to be the remapper).
+    assert " failed: " not in first.stderr, [line for line in first.stderr.splitlines() if " failed: " in line]
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-6")
     flags_txt = (model_dir / "flags.txt").read_text()
     assert "--steps=6" in flags_txt and f"--model_dir={model_dir}" in flags_txt
@@ -311,3 +313,57 @@ def test_every_study_variant_is_the_demo_recipe_with_a_valid_change(name):
     finally:
         absl_flags.FLAGS.unparse_flags()
     assert config != base  # the variant changes something, and only through valid flags
+
+
+def checkpoint_layout(path):
+    """Every variable of a checkpoint by each of its paths in the object graph (which is
+    what a restore matches), with its shape, sorted: 'encoder/_operations/1/_kernel [3, 3, 3, 8]'."""
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    reader = tf.train.load_checkpoint(path)
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    shapes = reader.get_variable_to_shape_map()
+    lines, queue = [], [(0, "")]
+    while queue:
+        node_id, prefix = queue.pop()
+        lines += [f"{prefix} {shapes[a.checkpoint_key]}" for a in graph.nodes[node_id].attributes]
+        queue += [(c.node_id, f"{prefix}/{c.local_name}".lstrip("/")) for c in graph.nodes[node_id].children]
+    return sorted(lines)
+
+
+@pytest.mark.parametrize("resolution", [64, 128])
+def test_checkpoints_of_the_main_layout_still_restore(tmp_path, resolution):
+    # tests/data/checkpoint_layout_*.txt was written by the layout of d820f78 (before the
+    # step's speed work): the same paths and shapes mean its checkpoints restore here.
+    config = tiny_config({"a": "a", "b": "b"}, tmp_path,
+                         model=models.ModelConfig(resolution=resolution, width=0.125, code_size=64))
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, resolution=resolution))
+    layout = checkpoint_layout(trainer.GanTrainer(config).manager.save(0))
+    with open(os.path.join(ROOT, "tests", "data", f"checkpoint_layout_{resolution}.txt")) as expected:
+        assert layout == expected.read().splitlines()
+
+
+def test_profile_steps_write_a_tensorboard_profile(face_dirs, tmp_path):
+    log = io.StringIO()
+    trainer.run(tiny_config(face_dirs, tmp_path, profile_steps=(2, 3)), log=log)
+    assert glob.glob(str(tmp_path / "train" / "plugins" / "profile" / "*" / "*.xplane.pb"))
+    assert "profile of steps 2-3 written" in log.getvalue()
+
+
+@pytest.mark.parametrize("value, expected", [("", None), ("10,12", (10, 12)), ("3,3", (3, 3)),
+                                             ("5,2", "error"), ("0,2", "error"), ("x", "error")])
+def test_profile_steps_flag(value, expected):
+    from absl import flags as absl_flags
+
+    from faceswap_tf import train
+
+    absl_flags.FLAGS(["train", "--faces_a=a", "--faces_b=b", "--model_dir=m", f"--profile_steps={value}"])
+    try:
+        if expected == "error":
+            with pytest.raises(trainer.UserError, match="--profile_steps"):
+                train.config_from_flags()
+        else:
+            assert train.config_from_flags().profile_steps == expected
+    finally:
+        absl_flags.FLAGS.unparse_flags()
