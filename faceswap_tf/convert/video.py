@@ -17,6 +17,7 @@ import imageio_ffmpeg
 import numpy as np
 from PIL import Image, PngImagePlugin
 
+from faceswap_tf import files
 from faceswap_tf.errors import UserError
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".gif")
@@ -64,18 +65,8 @@ def sweep_partials(path: str) -> None:
         if not entry.startswith(prefix):
             continue
         pid = entry[len(prefix):].split(".", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not files.process_alive(int(pid)):
             _remove(os.path.join(folder, entry))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _remove(path: str) -> None:
