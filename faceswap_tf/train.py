@@ -51,6 +51,9 @@ _PREVIEW_EVERY = flags.DEFINE_integer("preview_every", 250, "Steps between previ
 _EVAL_EVERY = flags.DEFINE_integer(
     "eval_every", 500, "Steps between held-out identity and reconstruction metrics "
     "(TensorBoard under model_dir/eval); 0: never.")
+_WORKER_TIMEOUT = flags.DEFINE_float(
+    "worker_timeout", 30.0, "With several machines (TF_CONFIG): seconds without a sign of life after which "
+    "a worker counts as gone; the others then stop with an error instead of waiting for it forever.")
 
 
 def config_from_flags() -> trainer.TrainConfig:
@@ -78,6 +81,7 @@ def config_from_flags() -> trainer.TrainConfig:
         mixed_precision=_MIXED_PRECISION.value, run_eagerly=_RUN_EAGERLY.value,
         save_every=_SAVE_EVERY.value, keep_checkpoints=_KEEP_CHECKPOINTS.value,
         log_every=_LOG_EVERY.value, preview_every=_PREVIEW_EVERY.value, eval_every=_EVAL_EVERY.value,
+        worker_timeout=_WORKER_TIMEOUT.value,
     )
 
 

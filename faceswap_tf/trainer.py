@@ -68,6 +68,7 @@ class TrainConfig:
     log_every: int = 50
     preview_every: int = 250
     eval_every: int = 500  # held-out identity and reconstruction metrics; 0: never
+    worker_timeout: float = 30.0  # seconds of silence after which a cluster's worker counts as gone
 
     def __post_init__(self):
         runtime.check_choices(self.mixed_precision, self.xla)
@@ -76,6 +77,8 @@ class TrainConfig:
                 raise UserError(f"--{name}={getattr(self, name)}: must be at least 1")
         if self.eval_every < 0:
             raise UserError(f"--eval_every={self.eval_every}: must be 0 (never) or more")
+        if not self.worker_timeout > 0:
+            raise UserError(f"--worker_timeout={self.worker_timeout}: must be more than 0 seconds")
 
 
 class TrainingDiverged(UserError):
@@ -89,7 +92,7 @@ class GanTrainer:
     def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None,
                  record: run_record.RunRecord | None = None):
         self.config, self.record = config, record
-        self.strategy = strategy or runtime.resolve_strategy()
+        self.strategy = strategy or runtime.resolve_strategy(config.worker_timeout)
         self.policy = runtime.resolve_precision(config.mixed_precision)
         xla = runtime.resolve_xla(config.xla)
         self.runtime = runtime.describe(self.strategy, self.policy, xla)
