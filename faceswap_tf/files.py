@@ -50,22 +50,23 @@ def umask() -> int:
 
 
 
-def check_folder(path: str, flag: str) -> None:
-    """UserError (one line) unless `path` is a folder this process can write in, or one it
-    can create: found out by making (and removing) a file there, or in the nearest parent
-    that exists, before any work is done."""
+def check_folder(path: str, flag: str, value: str | None = None) -> None:
+    """UserError (one line, `flag`=`value`, the path by default) unless `path` is a folder
+    this process can write in, or one it can create: found out by making (and removing) a
+    file there, or in the nearest parent that exists, before any work is done."""
     path = os.path.abspath(path)
+    flag = f"{flag}={value or path}"
     probe = path
     while not os.path.exists(probe) and os.path.dirname(probe) != probe:
         probe = os.path.dirname(probe)
     if not os.path.isdir(probe):
         where = "is a file" if probe == path else f"is under {probe}, a file"
-        raise UserError(f"{flag}={path}: {where}, not a folder")
+        raise UserError(f"{flag}: {where}, not a folder")
     try:
         with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as error:
-        raise UserError(f"{flag}={path}: cannot write in {probe} ({error.strerror})") from None
+        raise UserError(f"{flag}: cannot write in {probe} ({error.strerror})") from None
 
 
 def make_folder(path: str, flag: str) -> None:

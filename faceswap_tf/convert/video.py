@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from faceswap_tf import files
-from faceswap_tf.errors import UserError
+from faceswap_tf.errors import UserError, brief
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".gif")
 WRITABLE_IMAGES = (".png", ".jpg", ".jpeg", ".webp")  # formats that carry the synthetic-media note
@@ -94,10 +94,15 @@ class VideoWriter:
             return
         stem, ext = os.path.splitext(partial_path(path))
         self._encoded = f"{stem}.video{ext}"  # the new video stream, before the audio is added
-        params = ["-crf", str(crf), "-preset", preset] if codec in ("libx264", "libx265") else []
+        x26x = codec in ("libx264", "libx265")
+        params = ["-crf", str(crf), "-preset", preset] if x26x else []
+        # 4:2:0 chroma needs even sides; 4:4:4 keeps an odd-sized video's size exactly.
+        self.odd_size = bool(size[0] % 2 or size[1] % 2)
+        self.pixel_format = "yuv444p" if self.odd_size and x26x else "yuv420p"
+        self.codec = codec
         self._writer = imageio_ffmpeg.write_frames(
             self._encoded, size, fps=fps, codec=codec, quality=None, macro_block_size=1,
-            ffmpeg_log_level="error", output_params=params,
+            pix_fmt_out=self.pixel_format, ffmpeg_log_level="error", output_params=params,
         )
         self._writer.send(None)  # starts ffmpeg
 
@@ -105,7 +110,11 @@ class VideoWriter:
         if self.gif:
             self._frames.append(frame)
         else:
-            self._writer.send(np.ascontiguousarray(frame))
+            try:
+                self._writer.send(np.ascontiguousarray(frame))
+            except OSError as error:  # ffmpeg has gone: a codec that refuses, a full disk
+                raise UserError(f"{self.path}: ffmpeg stopped encoding with {self.codec} after {self.count} "
+                                f"frames ({brief(error)}; its own message is above)") from None
         self.count += 1
 
     def close(self) -> None:
@@ -113,10 +122,16 @@ class VideoWriter:
             self._write_gif()
             return
         try:
-            self._writer.close()
+            try:
+                self._writer.close()
+            except OSError as error:
+                raise UserError(f"{self.path}: ffmpeg could not finish the video ({brief(error)})") from None
             final = partial_path(self.path)
             self._mux(final)
-            os.replace(final, self.path)
+            try:
+                os.replace(final, self.path)
+            except OSError as error:
+                raise UserError(f"{self.path}: cannot write it ({error.strerror or brief(error)})") from None
         finally:
             self.abort()
 
@@ -163,6 +178,8 @@ class VideoWriter:
             images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,
                            duration=int(round(1000 / self.fps)), comment=comment.encode())
             os.replace(tmp, self.path)
+        except OSError as error:
+            raise UserError(f"{self.path}: cannot write it ({error.strerror or brief(error)})") from None
         finally:
             _remove(tmp)
             self._frames = []
@@ -191,6 +208,8 @@ def write_image(path: str, image: np.ndarray, tags: dict | None) -> None:
         else:
             raise UserError(f"{path}: write PNG, JPEG or WebP, which carry the synthetic-media note")
         os.replace(tmp, path)
+    except OSError as error:
+        raise UserError(f"{path}: cannot write it ({error.strerror or brief(error)})") from None
     finally:
         _remove(tmp)
 
