@@ -88,7 +88,7 @@ def test_with_no_readable_checkpoint_training_refuses_rather_than_start_over(fac
         truncate(data_file(model_copy, step))
     os.remove(os.path.join(model_copy, checkpoints.INDEX_FILE))
     before = snapshot(model_copy)
-    with pytest.raises(UserError, match=f"{model_copy}: none of its 2 checkpoints can be used .*move them away"):
+    with pytest.raises(UserError, match=f"{model_copy}: none of its 2 checkpoints can be used .*move them"):
         trainer.run(tiny_config(face_dirs, model_copy, steps=9), log=io.StringIO())
     assert snapshot(model_copy) == before
     with pytest.raises(UserError, match="none of its 2 checkpoints can be used"):
@@ -98,7 +98,8 @@ def test_with_no_readable_checkpoint_training_refuses_rather_than_start_over(fac
 def test_leftovers_of_killed_saves_and_workers_are_swept(face_dirs, model_copy):
     for leftover in ("ckpt-9_temp", ".worker1"):
         os.makedirs(os.path.join(model_copy, leftover))
-        open(os.path.join(model_copy, leftover, "part-00000-of-00001.data-00000-of-00001"), "wb").write(b"x" * 99)
+        with open(os.path.join(model_copy, leftover, "part-00000-of-00001.data-00000-of-00001"), "wb") as out:
+            out.write(b"x" * 99)
     log = io.StringIO()
     trainer.run(tiny_config(face_dirs, model_copy, steps=6), log=log)
     assert f"note: {model_copy}: removed ckpt-9_temp, left by a save that did not finish" in log.getvalue()
