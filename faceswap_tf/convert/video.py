@@ -88,6 +88,7 @@ class VideoWriter:
         self.provenance = provenance
         self.gif = path.lower().endswith(".gif")
         self.count = 0
+        self.odd_size, self.pixel_format = False, None  # a GIF takes any size
         sweep_partials(path)
         self._frames: list[np.ndarray] = []  # a GIF is written whole at the end
         if self.gif:
