@@ -14,6 +14,7 @@ is also pulled towards the face hull drawn from the landmarks.
 
 import dataclasses
 import io
+import logging
 import os
 import re
 import shutil
@@ -346,7 +347,8 @@ def run(config: TrainConfig, log=sys.stderr, replay_flags: str | None = None) ->
     log.write(f"training from step {start} to {config.steps} ({trainer.runtime.label}); "
               f"{len(faces['a'])} faces of A, {len(faces['b'])} of B\n")
     try:
-        return _train(trainer, faces, start, record, log)
+        with _NotLoggedTwice():
+            return _train(trainer, faces, start, record, log)
     except _CLUSTER_ERRORS as error:
         if not isinstance(trainer.strategy, tf.distribute.MultiWorkerMirroredStrategy):
             raise
@@ -408,6 +410,21 @@ def _train(trainer: GanTrainer, faces: dict, start: int, record, log) -> dict:
 # What a collective op raises when another worker of the cluster has gone.
 _CLUSTER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
                    tf.errors.DeadlineExceededError)
+
+
+class _NotLoggedTwice(logging.Filter):
+    """Drops TensorFlow's INFO record, with a traceback, of an error a replica's thread reports
+    to the strategy's coordinator: the error itself is raised in this thread next (and a
+    worker lost is then one line)."""
+
+    def filter(self, record):
+        return not str(record.msg).startswith("Error reported to Coordinator")
+
+    def __enter__(self):
+        tf.get_logger().addFilter(self)
+
+    def __exit__(self, *exc):
+        tf.get_logger().removeFilter(self)
 
 
 def _cluster_failure(trainer: GanTrainer, error: Exception) -> UserError:
