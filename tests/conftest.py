@@ -8,7 +8,8 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA_DIR = os.environ.get("FACESWAP_DATA", os.path.join(ROOT, "..", "shared", "data"))
+# Absolute: the Makefile's default is relative, and some tests run commands in other folders.
+DATA_DIR = os.path.abspath(os.environ.get("FACESWAP_DATA", os.path.join(ROOT, "..", "shared", "data")))
 
 
 # CI (`.ci/run`, or any run with CI or FACESWAP_REQUIRE_DATA set) must not pass by skipping:
