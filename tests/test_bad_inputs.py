@@ -92,6 +92,13 @@ def convert(i, source, output, **changes):
     return lambda: converter.run(converter.ConvertConfig(**settings), log=io.StringIO())
 
 
+def images(i):
+    """A folder holding an image."""
+    folder = i.folder("imgs")
+    shutil.copy(i.image, folder)
+    return folder
+
+
 def config_json(i, text):
     model = i.model_copy()
     with open(run_record.path_of(model), "w") as out:
@@ -232,9 +239,9 @@ CASES = [
     ("convert: output is a hard link to the input", lambda i: convert(
         i, i.file("in.jpg", open(i.image, "rb").read()),
         (os.link(i.tmp / "in.jpg", i.tmp / "link.jpg"), str(i.tmp / "link.jpg"))[1]), "is the input"),
-    ("convert: a folder onto itself", lambda i: convert(i, i.folder("imgs"), str(i.tmp / "imgs")),
+    ("convert: a folder onto itself", lambda i: convert(i, images(i), str(i.tmp / "imgs")),
      "inside the input folder"),
-    ("convert: output inside the input folder", lambda i: convert(i, i.folder("imgs"), str(i.tmp / "imgs/o")),
+    ("convert: output inside the input folder", lambda i: convert(i, images(i), str(i.tmp / "imgs/o")),
      "inside the input folder"),
     ("convert: output folder missing", lambda i: convert(i, i.image, str(i.tmp / "nope" / "o.png")),
      "no folder"),
