@@ -13,6 +13,7 @@ undistorted face, so the autoencoder has to learn faces rather than copy pixels.
 """
 
 import dataclasses
+import hashlib
 import math
 import os
 
@@ -72,9 +73,19 @@ def face_records(folder: str, holdout: float, which: str = "train") -> list:
 
 
 def read_crop(folder: str, record) -> np.ndarray:
-    """The aligned RGB crop of an alignments record, checked against the record's size."""
+    """The aligned RGB crop of an alignments record, checked against the record: its content
+    hash where the record has one (a crop replaced by another extract, or damaged, is not
+    the face the record describes), else its size."""
     path = os.path.join(folder, record.file)
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    try:
+        with open(path, "rb") as handle:
+            encoded = handle.read()
+    except OSError:
+        encoded = b""
+    if encoded and record.sha256 and hashlib.sha256(encoded).hexdigest() != record.sha256:
+        raise UserError(f"{path}: not the crop {os.path.join(folder, alignments.FILE_NAME)} records (changed "
+                        f"since it was extracted: an interrupted extract?); extract {record.source} again")
+    image = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR) if encoded else None
     if image is None or image.shape[:2] != (record.size, record.size):
         raise UserError(f"{path}: missing, unreadable or not {record.size}x{record.size} as "
                         f"{os.path.join(folder, alignments.FILE_NAME)} says")

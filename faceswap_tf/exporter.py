@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 
@@ -26,6 +27,7 @@ from faceswap_tf.faces import align
 from faceswap_tf.signatures import ASSET_NAME, DIRECTIONS, SwapperMetadata
 
 MODELS_CONFIG = "models.config"
+PARTIAL = ".partial-"  # an export's temporary folder: .partial-PID-XXXX
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -157,9 +159,10 @@ def versions(base: str) -> list[int]:
 def export(config: ExportConfig, log=None) -> str:
     """Writes a new version; returns its path. Never overwrites an existing version."""
     base = os.path.join(config.export_dir, config.name)
+    files.check_folder(base, "--export_dir")
     if config.version is not None:
         _check_free(base, config.version)
-    _, latest = run_record.read_checked(config.model_dir)  # fail before anything is written
+    _, latest = run_record.read_checked(config.model_dir, log or sys.stderr)  # fail before anything is written
     policy = runtime.resolve_precision(config.mixed_precision)
     if config.reuse:
         step = int(latest.rsplit("-", 1)[1])
@@ -167,15 +170,18 @@ def export(config: ExportConfig, log=None) -> str:
             try:
                 with open(os.path.join(base, str(version), "assets", ASSET_NAME)) as handle:
                     made = json.load(handle)
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):
                 continue
             if (made.get("step"), made.get("direction"), made.get("compute_dtype")) == (
                     step, config.direction, policy):
                 if log is not None:
                     log.write(f"{os.path.join(base, str(version))} already holds step {step}\n")
                 return os.path.join(base, str(version))
-    os.makedirs(base, exist_ok=True)
-    partial = tempfile.mkdtemp(prefix=".partial-", dir=base)  # not a number: TF Serving skips it
+    files.make_folder(base, "--export_dir")
+    _sweep_partials(base)
+    # Not a number, so TF Serving skips it; named after this process, so a later export can
+    # tell a dead one's leftovers from a live one's.
+    partial = tempfile.mkdtemp(prefix=f"{PARTIAL}{os.getpid()}-", dir=base)
     try:
         model_dir = os.path.abspath(config.model_dir)
         swapper, metadata = build_swapper(
@@ -185,16 +191,42 @@ def export(config: ExportConfig, log=None) -> str:
                         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
         )
         saved = os.path.join(partial, "saved_model")
-        tf.saved_model.save(swapper, saved, signatures=swapper.signatures())
+        try:
+            tf.saved_model.save(swapper, saved, signatures=swapper.signatures())
+        except (OSError, tf.errors.OpError) as error:
+            raise UserError(f"{base}: cannot write the SavedModel ({brief(error)})") from None
         version = _place(saved, base, config.version, metadata.step)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    write_models_config(config.export_dir)
+    try:
+        write_models_config(config.export_dir)
+    except OSError as error:
+        raise UserError(f"{os.path.join(config.export_dir, MODELS_CONFIG)}: cannot write it "
+                        f"({error.strerror}); the version itself is in place") from None
     path = os.path.join(base, str(version))
     if log is not None:
         log.write(f"exported {config.direction} of {config.model_dir} (step {metadata.step}) "
                   f"to {path}\n")
     return path
+
+
+def _sweep_partials(base: str) -> None:
+    """Removes the temporary folders of exports that were killed: those named after a process
+    that has gone, and unnamed ones (from before they were named) untouched for an hour."""
+    for entry in os.listdir(base):
+        if not entry.startswith(PARTIAL):
+            continue
+        pid = entry[len(PARTIAL):].split("-", 1)[0]
+        path = os.path.join(base, entry)
+        if pid.isdigit():
+            dead = not files.process_alive(int(pid))
+        else:
+            try:
+                dead = time.time() - os.path.getmtime(path) > 3600
+            except OSError:
+                continue
+        if dead:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _place(saved: str, base: str, wanted: int | None, step: int) -> int:

@@ -3,13 +3,26 @@
 The main process decodes (ffmpeg decodes in a process of its own) and hands frames to a pool
 of worker processes, one per core, each holding its own dlib models: detect, landmarks,
 alignment, PNG encoding and writing all happen there, so both cores stay busy. Results come
-back in order; the alignments file is written once, at the end, atomically.
+back in order.
+
+Nothing of an earlier extract into the same folder is touched until this one has finished:
+the workers write the new crops into a hidden staging folder (`.extract-PID-*`), and the
+commit then (1) writes the alignments file, atomically, each face's record holding the
+sha256 of its crop, (2) moves the staged crops into place and (3) deletes the crops no
+record names any more. Killed before (1), the folder is as it was (the next run sweeps the
+staging folder); killed between (1) and (2), the next run finishes the moves; and whatever
+happens, a crop is checked against its record's hash when it is read (`data.read_crop`).
 """
 
 import dataclasses
+import hashlib
 import multiprocessing
+import multiprocessing.resource_tracker
 import os
+import re
+import shutil
 import sys
+import tempfile
 import time
 
 import cv2
@@ -65,12 +78,14 @@ def run(config: ExtractConfig, log=sys.stderr) -> RunSummary:
     `log`, skipped and counted in the summary.
     """
     sources = [os.path.abspath(path) for path in media.list_media(config.input)]
-    os.makedirs(config.output_dir, exist_ok=True)
+    files.make_folder(config.output_dir, "--output_dir")
     alignments_path = os.path.join(config.output_dir, alignments.FILE_NAME)
     previous = (
         alignments.load(alignments_path) if os.path.exists(alignments_path) else []
     )
     _check_crop_names(sources, previous)
+    _finish_interrupted(config.output_dir, previous, log)
+    _check_kept(config.output_dir, previous, set(sources), log)
 
     # Loaded here too so that a bad model file is one clear error, not failing workers.
     detector = detect.FaceDetector(config.detector)
@@ -87,10 +102,37 @@ def run(config: ExtractConfig, log=sys.stderr) -> RunSummary:
     )
     progress = Progress(total, "frames", stream=log)
     records: list[alignments.FaceRecord] = []
+    staging = tempfile.mkdtemp(prefix=f"{STAGING}{os.getpid()}-", dir=config.output_dir)
+    try:
+        _extract(config, sources, expected, reference, staging, summary, progress, records, log)
+        progress.close()
+        summary.seconds = progress.elapsed
+
+        if not records:
+            if len(sources) == 1 and summary.files_skipped:
+                raise UserError(summary.files_skipped[0])
+            rejected = f", {summary.faces_rejected} not the reference person" if reference is not None else ""
+            if len(sources) == 1:
+                raise UserError(
+                    f"{config.input}: no usable face in {summary.frames} frame(s) "
+                    f"(faces of at least {config.detector.min_face_size} px{rejected})"
+                )
+            raise UserError(
+                f"{config.input}: no usable face in {len(sources)} files "
+                f"({summary.frames} frames read, {len(summary.files_skipped)} unreadable{rejected})"
+            )
+        _commit(alignments_path, staging, previous, records, set(sources))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        _stop_resource_tracker()
+    return summary
+
+
+def _extract(config, sources, expected, reference, staging, summary, progress, records, log) -> None:
+    """Runs the worker pool over every frame, crops into `staging`; fills `records`."""
     context = multiprocessing.get_context("spawn")  # safe beside TensorFlow's threads
-    with context.Pool(
-        config.worker_count, initializer=_init_worker, initargs=(config, reference)
-    ) as pool:
+    pool = context.Pool(config.worker_count, initializer=_init_worker, initargs=(config, reference, staging))
+    try:
         tasks = _tasks(sources, expected, config, summary, log)
         for results, timings in pool.imap(_process, tasks):
             summary.add_times(timings)
@@ -104,24 +146,13 @@ def run(config: ExtractConfig, log=sys.stderr) -> RunSummary:
                 summary.frames_with_face += bool(faces)
                 records.extend(faces)
                 progress.update()
-    progress.close()
-    summary.seconds = progress.elapsed
-
-    if not records:
-        if len(sources) == 1 and summary.files_skipped:
-            raise UserError(summary.files_skipped[0])
-        rejected = f", {summary.faces_rejected} not the reference person" if reference is not None else ""
-        if len(sources) == 1:
-            raise UserError(
-                f"{config.input}: no usable face in {summary.frames} frame(s) "
-                f"(faces of at least {config.detector.min_face_size} px{rejected})"
-            )
-        raise UserError(
-            f"{config.input}: no usable face in {len(sources)} files "
-            f"({summary.frames} frames read, {len(summary.files_skipped)} unreadable{rejected})"
-        )
-    _save(alignments_path, previous, records, set(sources))
-    return summary
+        pool.close()
+    except OSError as error:  # a worker could not write its crop: a full disk, a file size limit
+        raise UserError(f"{config.output_dir}: cannot write the crops ({error.strerror or error}); "
+                        "nothing there was changed") from None
+    finally:
+        pool.terminate()
+        pool.join()  # every worker gone before this returns: none outlives the run
 
 
 def _tasks(sources, expected, config, summary, log):
@@ -194,19 +225,90 @@ def _stem(source: str) -> str:
     return os.path.splitext(os.path.basename(source))[0]
 
 
-def _save(path, previous, records, sources) -> None:
-    """Writes the alignments: this run's faces replace earlier ones from the same sources,
-    whose crops are deleted unless this run wrote them again."""
-    kept = [record for record in previous if record.source not in sources]
-    written = {record.file for record in records}
+STAGING = ".extract-"  # the staging folder of a run: .extract-PID-XXXX
+_CROP = re.compile(r"^(.+)_\d{6}_\d+\.png$")
+
+
+def _commit(path, staging, previous, records, sources) -> None:
+    """Makes this run's faces the folder's: the alignments (this run's faces replacing earlier
+    ones from the same sources) first, then the staged crops moved into place, then the crops
+    no record names any more deleted."""
     folder = os.path.dirname(path)
+    kept = [record for record in previous if record.source not in sources]
+    try:
+        alignments.save(path, kept + records)
+    except OSError as error:
+        raise UserError(f"{path}: cannot write it ({error.strerror or error}); nothing was changed: "
+                        "the faces extracted before are all still there") from None
+    _place(staging, folder, [record.file for record in records])
+    named = {record.file for record in kept + records}
+    stems = {_stem(source) for source in sources}
+    for name in os.listdir(folder):
+        match = _CROP.match(name)
+        if match and match.group(1) in stems and name not in named:
+            _remove(os.path.join(folder, name))
+
+
+def _place(staging: str, folder: str, names) -> None:
+    for name in names:
+        os.replace(os.path.join(staging, name), os.path.join(folder, name))
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _finish_interrupted(folder: str, previous, log) -> None:
+    """Completes or sweeps what extracts killed in this folder left: a staging folder of a dead
+    process whose crops its alignments file already records (killed between writing the
+    alignments and moving the crops) has those crops moved into place; the rest is removed."""
+    by_file = {record.file: record for record in previous}
+    for entry in os.listdir(folder):
+        if not entry.startswith(STAGING):
+            continue
+        pid = entry[len(STAGING):].split("-", 1)[0]
+        if pid.isdigit() and files.process_alive(int(pid)):
+            continue  # another extract is writing here now
+        staging = os.path.join(folder, entry)
+        moved = [name for name in sorted(os.listdir(staging))
+                 if name in by_file and by_file[name].sha256 == _sha256(os.path.join(staging, name))]
+        _place(staging, folder, moved)
+        shutil.rmtree(staging, ignore_errors=True)
+        if moved:
+            log.write(f"note: {folder}: moved {len(moved)} crops of an interrupted extract into place\n")
+
+
+def _check_kept(folder: str, previous, sources: set, log) -> None:
+    """Warns (one line) when crops this run keeps (of other sources) are missing or no longer
+    what their records say: training would refuse the folder."""
+    damaged = {}
     for record in previous:
-        if record.source in sources and record.file not in written:
-            try:
-                os.remove(os.path.join(folder, record.file))
-            except FileNotFoundError:
-                pass
-    alignments.save(path, kept + records)
+        if record.source in sources:
+            continue  # replaced by this run
+        path = os.path.join(folder, record.file)
+        if not os.path.exists(path) or (record.sha256 and _sha256(path) != record.sha256):
+            damaged.setdefault(record.source, []).append(record.file)
+    for source, names in damaged.items():
+        log.write(f"warning: {folder}: {len(names)} of the crops of {source} are missing or not those "
+                  f"{alignments.FILE_NAME} records (first {names[0]}); extract it again\n")
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def _stop_resource_tracker() -> None:
+    """Waits for multiprocessing's resource tracker (started for the pool's semaphores) to
+    end, so that it does not outlive this process as an orphan (a zombie where nothing reaps
+    it)."""
+    try:
+        multiprocessing.resource_tracker._resource_tracker._stop()
+    except (AttributeError, OSError, ChildProcessError):
+        pass
 
 
 # --- worker processes -------------------------------------------------------------------
@@ -215,8 +317,8 @@ _worker = None
 
 
 class _Worker:
-    def __init__(self, config: ExtractConfig, reference):
-        self.config = config
+    def __init__(self, config: ExtractConfig, reference, staging: str):
+        self.config, self.staging = config, staging
         self.detector = detect.FaceDetector(config.detector)
         self.framing = Framing(config.size, config.padding)
         describer = identity.FaceDescriber(config.descriptor_model) if reference is not None else None
@@ -259,19 +361,20 @@ class _Worker:
                                 cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
         if not ok:
             raise RuntimeError(f"PNG encoding failed for {name}")
-        files.write_atomic(os.path.join(config.output_dir, name), png.tobytes())
+        encoded = png.tobytes()
+        files.write_atomic(os.path.join(self.staging, name), encoded)
         timings["warp"] += middle - start
         timings["write"] += time.perf_counter() - middle
         return alignments.FaceRecord(
             source=source, frame=index, face=number, box=face.box,
             landmarks=face.landmarks.astype(np.float64), matrix=matrix,
-            size=config.size, padding=config.padding, file=name,
+            size=config.size, padding=config.padding, file=name, sha256=hashlib.sha256(encoded).hexdigest(),
         )
 
 
-def _init_worker(config, reference):
+def _init_worker(config, reference, staging):
     global _worker
-    _worker = _Worker(config, reference)
+    _worker = _Worker(config, reference, staging)
 
 
 def _process(task):

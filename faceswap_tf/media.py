@@ -4,15 +4,25 @@ Frames are always RGB uint8 `[H, W, 3]`. Images go through OpenCV, which applies
 orientation and turns greyscale, RGBA (alpha dropped), palette and CMYK files into RGB.
 Videos (and animated GIFs) go through imageio; its ffmpeg plugin decodes in a separate
 process, which leaves this process's core to the work on the frames.
+
+Frames come out at a constant rate, `VideoInfo.fps`: a video's frame index i is the picture
+shown at time i / fps. A variable-frame-rate video is decoded at the rate its timestamps
+need (ffmpeg's "tbr", the finest step between them), each frame repeated for as long as it
+is shown, so that frame counts, times and the audio agree; its average rate (what the
+container calls its "fps") would stretch or squeeze it.
 """
 
 import dataclasses
+import functools
 import math
 import os
+import re
+import subprocess
 from collections.abc import Iterator
 
 import cv2
 import imageio.v3 as iio
+import imageio_ffmpeg
 import numpy as np
 
 from faceswap_tf.errors import UserError
@@ -69,11 +79,16 @@ def read_image(path: str) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class VideoInfo:
-    fps: float
+    fps: float  # the rate `iter_video` yields frames at
     width: int
     height: int
     frames: int | None  # an estimate from the container's duration; None when unknown
     has_audio: bool
+    average_fps: float = 0.0  # frames over duration; below `fps` for a variable frame rate
+
+    @property
+    def variable_rate(self) -> bool:
+        return bool(self.average_fps) and abs(self.average_fps - self.fps) > 0.01 * self.fps
 
 
 def probe_video(path: str) -> VideoInfo:
@@ -90,10 +105,55 @@ def probe_video(path: str) -> VideoInfo:
         props = iio.improps(path)
         delay_ms = float(meta.get("duration") or 100)
         return VideoInfo(1000.0 / delay_ms, width, height, int(props.n_images), False)
-    fps = float(meta.get("fps") or 0.0)
+    average = float(meta.get("fps") or 0.0)
+    fps = decode_rate(path) or average
     duration = float(meta.get("duration") or 0.0)
     frames = int(round(duration * fps)) if math.isfinite(duration * fps) and fps else None
-    return VideoInfo(fps, width, height, frames, bool(meta.get("audio_codec")))
+    return VideoInfo(fps, width, height, frames, bool(meta.get("audio_codec")), average)
+
+
+@functools.lru_cache(maxsize=64)
+def _stream_rates(path: str, stamp: tuple) -> tuple[float, float] | None:
+    """(average fps, tbr) of the first video stream, as ffmpeg reads the container."""
+    del stamp  # part of the cache key only: a file rewritten in place is read again
+    done = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", path],
+                          capture_output=True, text=True, errors="replace")
+    for line in done.stderr.splitlines():
+        if "Video:" in line:
+            rates = {unit: float(value) * (1000 if k else 1)
+                     for value, k, unit in re.findall(r"([\d.]+)(k?) (fps|tbr)\b", line)}
+            if "tbr" in rates:
+                return rates.get("fps", rates["tbr"]), rates["tbr"]
+            return None
+    return None
+
+
+def decode_rate(path: str) -> float | None:
+    """The constant rate a video is decoded at (None if ffmpeg does not say): its average rate
+    when that is its rate throughout, else `variable_rate`."""
+    rates = _rates(path)
+    return None if rates is None else variable_rate(path) or rates[0]
+
+
+def variable_rate(path: str) -> float | None:
+    """For a variable-frame-rate video, the rate its timestamps need (tbr, unless that is a
+    container's time base rather than a frame rate: over 210, as ffmpeg reasons too); None
+    for a constant rate."""
+    rates = _rates(path)
+    if rates is None:
+        return None
+    average, tbr = rates
+    if abs(average - tbr) <= 0.01 * tbr or (tbr > 210 and average < 70):
+        return None
+    return tbr
+
+
+def _rates(path: str) -> tuple[float, float] | None:
+    try:
+        stat = os.stat(path)
+        return _stream_rates(os.path.abspath(path), (stat.st_mtime_ns, stat.st_size))
+    except (OSError, ValueError):
+        return None
 
 
 class DecodeError(Exception):
@@ -112,8 +172,10 @@ def iter_video(path: str) -> Iterator[np.ndarray]:
     """
     _check_nonempty(path)
     count = 0
+    # At the rate probe_video reports: forced where ffmpeg might choose another.
+    rate = None if path.lower().endswith(".gif") else variable_rate(path)
     try:
-        for frame in iio.imiter(path):
+        for frame in iio.imiter(path, **({"fps": rate} if rate else {})):
             if frame.ndim == 2:
                 frame = np.repeat(frame[..., None], 3, axis=2)
             yield np.ascontiguousarray(frame[..., :3])

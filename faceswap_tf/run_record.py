@@ -29,10 +29,11 @@ import dataclasses
 import json
 import math
 import os
+import sys
 
 import tensorflow as tf
 
-from faceswap_tf import files, models
+from faceswap_tf import checkpoints, files, models
 from faceswap_tf.errors import UserError, brief
 from faceswap_tf.faces import alignments
 from faceswap_tf.framing import Framing
@@ -226,11 +227,13 @@ def _flag(name: str) -> str:
     return name.rsplit(".", 1)[-1]
 
 
-def read_checked(model_dir: str) -> tuple[RunRecord, str]:
-    """The record of a training run and its newest checkpoint, checked against each other:
-    UserError (one line) if there is no checkpoint or they disagree."""
+def read_checked(model_dir: str, log=sys.stderr) -> tuple[RunRecord, str]:
+    """The record of a training run and its newest readable checkpoint (`checkpoints`: found
+    without the index file; an unreadable one is passed over with a warning on `log`),
+    checked against each other: UserError (one line) if there is no usable checkpoint or
+    they disagree."""
     record = read(model_dir)
-    checkpoint = tf.train.latest_checkpoint(model_dir)
+    checkpoint = checkpoints.newest_readable(model_dir, log)
     if not checkpoint:
         raise UserError(f"{model_dir}: no checkpoint; train first")
     check_matches_checkpoint(record.settings(), checkpoint, path_of(model_dir),

@@ -83,15 +83,19 @@ def policy_scope(policy: str):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def resolve_strategy() -> tf.distribute.Strategy:
+def resolve_strategy(worker_timeout: float = 30.0) -> tf.distribute.Strategy:
     """MultiWorkerMirroredStrategy when TF_CONFIG describes a cluster, MirroredStrategy over
-    all local GPUs when there are several, else the default strategy (one device)."""
+    all local GPUs when there are several, else the default strategy (one device). In a
+    cluster, a worker silent for `worker_timeout` seconds (killed, crashed, cut off) counts
+    as gone: the collective ops of the others then fail, and they exit, instead of waiting
+    for it forever."""
     if os.environ.get("TF_CONFIG"):
         try:
             cluster = json.loads(os.environ["TF_CONFIG"])["cluster"]
         except (ValueError, KeyError, TypeError) as error:
             raise UserError(f"TF_CONFIG: not a JSON object with a 'cluster' ({error})") from None
         if sum(len(tasks) for tasks in cluster.values()) > 1:
+            _configure_coordination(cluster, worker_timeout)
             return tf.distribute.MultiWorkerMirroredStrategy()
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
@@ -121,3 +125,21 @@ def cpu_has_bf16() -> bool:
             return any("avx512_bf16" in line or "amx_bf16" in line for line in info if line.startswith("flags"))
     except OSError:
         return False
+
+
+def _configure_coordination(cluster: dict, timeout: float) -> None:
+    """Configures TensorFlow's coordination service as MultiWorkerMirroredStrategy would (it
+    keeps this configuration when one exists), with `timeout` for heartbeats and for the
+    barrier at exit. Through TensorFlow's internals: where they moved, TF's defaults stay."""
+    try:
+        from tensorflow.python.distribute import collective_all_reduce_strategy as mwms
+        from tensorflow.python.eager import context
+
+        jobs = [mwms.coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(cluster[job]))
+                for job in ("chief", "worker") if job in cluster]
+        leader = "/job:chief/replica:0/task:0" if "chief" in cluster else "/job:worker/replica:0/task:0"
+        context.context().configure_coordination_service(
+            service_type="standalone", service_leader=leader, coordinated_jobs=jobs,
+            heartbeat_timeout_in_ms=int(timeout * 1000), shutdown_barrier_timeout_in_ms=int(timeout * 1000))
+    except (ImportError, AttributeError, TypeError):
+        pass

@@ -73,6 +73,9 @@ def _profile_steps() -> tuple[int, int] | None:
     if not 1 <= first <= last:
         raise UserError(f"--profile_steps={_PROFILE_STEPS.value}: give FIRST,LAST with 1 <= FIRST <= LAST")
     return first, last
+_WORKER_TIMEOUT = flags.DEFINE_float(
+    "worker_timeout", 30.0, "With several machines (TF_CONFIG): seconds without a sign of life after which "
+    "a worker counts as gone; the others then stop with an error instead of waiting for it forever.")
 
 
 def config_from_flags() -> trainer.TrainConfig:
@@ -102,6 +105,7 @@ def config_from_flags() -> trainer.TrainConfig:
         log_every=_LOG_EVERY.value, preview_every=_PREVIEW_EVERY.value, eval_every=_EVAL_EVERY.value,
         max_minutes=_MAX_MINUTES.value,
         profile_steps=_profile_steps(),
+        worker_timeout=_WORKER_TIMEOUT.value,
     )
 
 

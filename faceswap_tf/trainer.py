@@ -13,7 +13,10 @@ is also pulled towards the face hull drawn from the landmarks.
 """
 
 import dataclasses
+import io
+import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -24,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from faceswap_tf import data, files, losses, metrics, models, run_record, runtime
+from faceswap_tf import checkpoints, data, files, losses, metrics, models, run_record, runtime
 from faceswap_tf.errors import UserError, brief
 from faceswap_tf.progress import clock
 
@@ -68,6 +71,7 @@ class TrainConfig:
     eval_every: int = 500  # held-out identity and reconstruction metrics; 0: never
     max_minutes: float | None = None  # stop (saving a checkpoint) after this much training time
     profile_steps: tuple[int, int] | None = None  # (first, last): a TensorBoard profile of them
+    worker_timeout: float = 30.0  # seconds of silence after which a cluster's worker counts as gone
 
     def __post_init__(self):
         runtime.check_choices(self.mixed_precision, self.xla)
@@ -78,6 +82,8 @@ class TrainConfig:
             raise UserError(f"--eval_every={self.eval_every}: must be 0 (never) or more")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise UserError(f"--max_minutes={self.max_minutes}: must be more than 0")
+        if not self.worker_timeout > 0:
+            raise UserError(f"--worker_timeout={self.worker_timeout}: must be more than 0 seconds")
 
 
 class TrainingDiverged(UserError):
@@ -111,12 +117,15 @@ class GanTrainer:
     def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None,
                  record: run_record.RunRecord | None = None):
         self.config, self.record = config, record
-        self.strategy = strategy or runtime.resolve_strategy()
+        self.strategy = strategy or runtime.resolve_strategy(config.worker_timeout)
         self.policy = runtime.resolve_precision(config.mixed_precision)
         xla = runtime.resolve_xla(config.xla)
         self.runtime = runtime.describe(self.strategy, self.policy, xla)
         with self.strategy.scope():
             self._build(config)
+        if record is not None:  # outside the strategy: it cannot broadcast a string variable
+            self._tracked["run_settings"] = run_record.settings_variable(record)
+        self._checkpoint(config)
         self.d_loss_fn, self.g_adv_fn = losses.ADVERSARIAL[config.loss.adversarial]
         self.train_step = (
             self._train_step if config.run_eagerly else tf.function(self._train_step, jit_compile=xla)
@@ -145,18 +154,24 @@ class GanTrainer:
             discriminator_a=self.discriminators["a"], discriminator_b=self.discriminators["b"],
             g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer, step=self.step,
         )
-        if self.record is not None:
-            self._tracked["run_settings"] = run_record.settings_variable(self.record)
+
+    def _checkpoint(self, config):
         self.checkpoint = tf.train.Checkpoint(**self._tracked)
         # With several workers every one saves (saving is collective), but only the chief
         # into model_dir; the others write to a scratch folder of their own.
         self.chief = runtime.is_chief(self.strategy)
-        directory = config.model_dir if self.chief else os.path.join(
+        self.checkpoint_dir = config.model_dir if self.chief else os.path.join(
             config.model_dir, f".worker{self.strategy.cluster_resolver.task_id}")
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, directory, max_to_keep=config.keep_checkpoints if self.chief else 1,
-            step_counter=self.step,
-        )
+        self._manager = None
+
+    @property
+    def manager(self) -> tf.train.CheckpointManager:
+        """Made when first used (after `restore`, which may have rewritten a lost index file)."""
+        if self._manager is None:
+            self._manager = tf.train.CheckpointManager(
+                self.checkpoint, self.checkpoint_dir,
+                max_to_keep=self.config.keep_checkpoints if self.chief else 1, step_counter=self.step)
+        return self._manager
 
     def _optimizer(self, learning_rate, name):
         optimizer = FusedAdam(learning_rate, beta_1=0.5, beta_2=0.999, name=name)
@@ -170,32 +185,60 @@ class GanTrainer:
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
 
-    def restore(self) -> int:
-        """Restores the newest checkpoint in model_dir, if any; returns the step. UserError if
-        the checkpoint was trained with other settings than this run's (or than the run record
-        beside it says), so a resume never mixes two runs."""
+    def restore(self, log=sys.stderr) -> int:
+        """Restores the newest usable checkpoint in model_dir, if any; returns the step.
+
+        Checkpoints are found by listing them, not through the index file (`checkpoints`); an
+        unreadable one, or one holding NaN or Inf weights, is passed over with a warning for
+        the one before, and when there are checkpoints but none can be used, UserError: a run
+        never starts again from step 0 over them. UserError too if the checkpoint was trained
+        with other settings than this run's (or than the run record beside it says), so a
+        resume never mixes two runs. Once restored, the index file names that checkpoint."""
         model_dir = self.config.model_dir
-        latest = tf.train.latest_checkpoint(model_dir)
-        if not latest:
-            return int(self.step.numpy())
-        saved = run_record.checkpoint_settings(latest)
+        restored = None
+        for path in checkpoints.readable(model_dir, log):
+            self._restore_from(path)
+            if self.weights_finite():
+                restored = path
+                break
+            log.write(f"warning: {path}: holds NaN or Inf weights; trying the one before\n")
+        if self.chief:
+            if restored:
+                checkpoints.write_index(model_dir, restored)
+            else:
+                checkpoints.drop_broken_index(model_dir)
+        self._manager = None  # made again from the index as it is now
+        return int(self.step.numpy())
+
+    def _restore_from(self, path: str) -> None:
+        model_dir = self.config.model_dir
+        saved = run_record.checkpoint_settings(path)
         if saved is not None and self.record is not None:
             run_record.check_matches_checkpoint(
-                self.record.settings(), latest, model_dir,
+                self.record.settings(), path, model_dir,
                 "resume with the checkpoint's settings, or train in another --model_dir")
             if os.path.exists(run_record.path_of(model_dir)):
                 run_record.check_matches_checkpoint(
-                    run_record.read(model_dir).settings(), latest, run_record.path_of(model_dir),
+                    run_record.read(model_dir).settings(), path, run_record.path_of(model_dir),
                     "the record no longer describes the checkpoint (edited by hand?); put it back as it was")
         # A checkpoint from before the settings were saved in it is restored without them.
         tracked = self._tracked if saved is not None else {
             k: v for k, v in self._tracked.items() if k != "run_settings"}
         try:
-            tf.train.Checkpoint(**tracked).restore(latest).assert_existing_objects_matched()
+            tf.train.Checkpoint(**tracked).restore(path).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.OpError) as error:
-            raise UserError(f"{latest}: does not hold this model's networks ({brief(error)}); resume with the "
+            raise UserError(f"{path}: does not hold this model's networks ({brief(error)}); resume with the "
                             "flags it was trained with, or train in another --model_dir") from None
-        return int(self.step.numpy())
+
+    def weights_finite(self) -> bool:
+        """Whether every floating-point variable a checkpoint holds (the networks' weights and
+        the optimizers' slots) is finite: a finite loss can still come with a non-finite
+        gradient, which the step applies."""
+        variables = [v for network in (self.encoder, *self.decoders.values(), *self.discriminators.values())
+                     for v in network.variables]
+        variables += list(self.g_optimizer.variables) + list(self.d_optimizer.variables)
+        checks = [tf.reduce_all(tf.math.is_finite(v)) for v in variables if tf.as_dtype(v.dtype).is_floating]
+        return bool(tf.reduce_all(tf.stack(checks)))
 
     # --- the step ---------------------------------------------------------------------
 
@@ -307,21 +350,37 @@ def record_of(config: TrainConfig) -> run_record.RunRecord:
 def run(config: TrainConfig, log=sys.stderr, replay_flags: str | None = None) -> dict:
     """Trains until config.steps, resuming from model_dir; returns the last metrics. The run
     record (and `replay_flags` as flags.txt) are written once a resume has been accepted."""
+    files.check_folder(config.model_dir, "--model_dir")
     record = record_of(config)
     faces = {side: data.load_faces(folder, record.framing, config.data.holdout)
              for side, folder in (("a", config.data.faces_a), ("b", config.data.faces_b))}
-    os.makedirs(config.model_dir, exist_ok=True)
+    files.make_folder(config.model_dir, "--model_dir")
     trainer = GanTrainer(config, record=record)
-    start = trainer.restore()
+    start = trainer.restore(log)
+    _sweep(trainer, log)
     if trainer.chief:
-        run_record.write(config.model_dir, dataclasses.replace(record, runtime=trainer.runtime))
-        if replay_flags is not None:
-            files.write_atomic(os.path.join(config.model_dir, "flags.txt"), replay_flags)
+        try:
+            run_record.write(config.model_dir, dataclasses.replace(record, runtime=trainer.runtime))
+            if replay_flags is not None:
+                files.write_atomic(os.path.join(config.model_dir, "flags.txt"), replay_flags)
+        except OSError as error:
+            raise UserError(f"{config.model_dir}: cannot write the run record ({error.strerror})") from None
     if start >= config.steps:
         log.write(f"{config.model_dir}: already at step {start} of {config.steps}\n")
         return {}
     log.write(f"training from step {start} to {config.steps} ({trainer.runtime.label}); "
               f"{len(faces['a'])} faces of A, {len(faces['b'])} of B\n")
+    try:
+        with _NotLoggedTwice():
+            return _train(trainer, faces, start, record, log)
+    except _CLUSTER_ERRORS as error:
+        if not isinstance(trainer.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            raise
+        raise _cluster_failure(trainer, error) from None
+
+
+def _train(trainer: GanTrainer, faces: dict, start: int, record, log) -> dict:
+    config = trainer.config
     folders = {"a": config.data.faces_a, "b": config.data.faces_b}
     weights = {side: data.sampling_weights(folders[side], config.data.holdout, config.data.balance)
                if config.data.balance else None for side in SIDES}
@@ -331,7 +390,7 @@ def run(config: TrainConfig, log=sys.stderr, replay_flags: str | None = None) ->
     writer = (tf.summary.create_file_writer(os.path.join(config.model_dir, "train")) if trainer.chief
               else tf.summary.create_noop_writer())
     evaluation = _held_out_evaluation(config, record, log) if trainer.chief and config.eval_every else None
-    if config.max_minutes and trainer.runtime.strategy == "MultiWorkerMirroredStrategy":
+    if config.max_minutes and isinstance(trainer.strategy, tf.distribute.MultiWorkerMirroredStrategy):
         raise UserError("--max_minutes: workers would stop at different steps; on several machines, "
                         "give --steps")
     stop = _StopSignal()
@@ -379,7 +438,7 @@ def run(config: TrainConfig, log=sys.stderr, replay_flags: str | None = None) ->
                 window_start += time.perf_counter() - pause  # img/s counts training only
                 paused += time.perf_counter() - pause
             if step % config.save_every == 0 or last or stop.requested:
-                trainer.manager.save(checkpoint_number=step)
+                _save(trainer, step)
             if stop.requested:
                 log.write(f"stopped by signal at step {step}; checkpoint saved\n")
                 break
@@ -388,8 +447,77 @@ def run(config: TrainConfig, log=sys.stderr, replay_flags: str | None = None) ->
                 break
     writer.flush()
     if not trainer.chief:
-        shutil.rmtree(trainer.manager.directory, ignore_errors=True)
+        shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
     return logged
+
+
+# What a collective op raises when another worker of the cluster has gone.
+_CLUSTER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
+                   tf.errors.DeadlineExceededError)
+
+
+class _NotLoggedTwice(logging.Filter):
+    """Drops TensorFlow's INFO record, with a traceback, of an error a replica's thread reports
+    to the strategy's coordinator: the error itself is raised in this thread next (and a
+    worker lost is then one line)."""
+
+    def filter(self, record):
+        return not str(record.msg).startswith("Error reported to Coordinator")
+
+    def __enter__(self):
+        tf.get_logger().addFilter(self)
+
+    def __exit__(self, *exc):
+        tf.get_logger().removeFilter(self)
+
+
+def _cluster_failure(trainer: GanTrainer, error: Exception) -> UserError:
+    """The one line for a multi-worker run whose peer stopped (killed, crashed, cut off)."""
+    gone = re.findall(r"^(/job:\S+)$", str(error), re.M)
+    cause = f"{', '.join(gone)} stopped answering" if gone else brief(error)
+    latest = checkpoints.newest_readable(trainer.config.model_dir, io.StringIO())
+    return UserError(f"{trainer.config.model_dir}: training stopped at step {int(trainer.step.numpy())}: "
+                     f"a worker of the cluster failed ({cause}); start every worker again to resume "
+                     f"from {latest or 'step 0'}")
+
+
+def _save(trainer: GanTrainer, step: int) -> None:
+    """Saves a checkpoint of `step`, unless a weight is NaN or Inf: a finite loss can come with
+    a non-finite gradient, and such weights must never reach a checkpoint. A save that fails
+    (a full disk) leaves the previous checkpoints as they were, and no `_temp` folder."""
+    model_dir = trainer.config.model_dir
+    kept = trainer.manager.latest_checkpoint or "none"
+    if not trainer.weights_finite():
+        raise TrainingDiverged(
+            f"{model_dir}: weights became NaN or Inf by step {step} although the losses were finite "
+            f"(a non-finite gradient); not saved: the last good checkpoint ({kept}) is kept: "
+            "lower --learning_rate or turn off mixed precision")
+    try:
+        trainer.manager.save(checkpoint_number=step)
+    except (tf.errors.OpError, OSError) as error:
+        if isinstance(error, _CLUSTER_ERRORS):
+            raise
+        checkpoints.sweep_temporary(trainer.checkpoint_dir)
+        cause = brief(error).rsplit("; ", 1)[-1]  # TensorFlow's "PATH; File too large"
+        raise UserError(f"{model_dir}: the checkpoint of step {step} could not be saved ({cause}); "
+                        f"the last one ({kept}) is kept") from None
+
+
+def _sweep(trainer: GanTrainer, log) -> None:
+    """Removes what interrupted runs left: `ckpt-N_temp` folders of unfinished saves, and the
+    scratch folders of workers of a multi-worker run (this worker's own, or all of them when
+    this run is the only process)."""
+    model_dir = trainer.config.model_dir
+    if trainer.chief:
+        left = checkpoints.sweep_temporary(model_dir)
+        if left:
+            log.write(f"note: {model_dir}: removed {', '.join(left)}, left by a save that did not finish\n")
+    if not trainer.chief:
+        shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
+    elif not isinstance(trainer.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        for name in os.listdir(model_dir):
+            if re.fullmatch(r"\.worker\d+", name):
+                shutil.rmtree(os.path.join(model_dir, name), ignore_errors=True)
 
 
 class _Evaluation:
@@ -434,7 +562,11 @@ def _write_preview(trainer, preview_faces, model_dir, step):
     tf.summary.image("preview", grid[None], step=step)
     path = os.path.join(model_dir, "preview.png")
     ok, png = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-    files.write_atomic(path, png.tobytes())
+    try:
+        files.write_atomic(path, png.tobytes())
+    except OSError as error:
+        raise UserError(f"{path}: cannot write the preview of step {step} ({error.strerror}); "
+                        "the last checkpoint is kept") from None
 
 
 def _format(values) -> str:

@@ -8,20 +8,32 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA_DIR = os.environ.get("FACESWAP_DATA", os.path.join(ROOT, "..", "shared", "data"))
+# Absolute: the Makefile's default is relative, and some tests run commands in other folders.
+DATA_DIR = os.path.abspath(os.environ.get("FACESWAP_DATA", os.path.join(ROOT, "..", "shared", "data")))
+
+
+# CI (`.ci/run`, or any run with CI or FACESWAP_REQUIRE_DATA set) must not pass by skipping:
+# there, missing sample data fails every test that needs it.
+REQUIRE_DATA = bool(os.environ.get("FACESWAP_REQUIRE_DATA") or os.environ.get("CI"))
+
+
+def data_missing(reason: str):
+    if REQUIRE_DATA:
+        pytest.fail(f"{reason}; CI needs the sample data", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def data_dir():
     if not os.path.isdir(DATA_DIR):
-        pytest.skip(f"sample data folder {DATA_DIR} is absent (set FACESWAP_DATA)")
+        data_missing(f"sample data folder {DATA_DIR} is absent (set FACESWAP_DATA)")
     return DATA_DIR
 
 
 def data_path(data_dir, *parts):
     path = os.path.join(data_dir, *parts)
     if not os.path.exists(path):
-        pytest.skip(f"{path} is absent from the sample data")
+        data_missing(f"{path} is absent from the sample data")
     return path
 
 

@@ -132,6 +132,59 @@ def test_protocol_grpc_gives_the_local_savedmodels_output(server, local, crops):
         backends.connect(serving_url=f"grpc://{target}/smoke/versions/9")
 
 
+def test_protocol_grpc_retries_unavailable_then_gives_up_clearly(server, crops):
+    remote = backends.GrpcServing(server.start_grpc(), "smoke", retries=2, backoff=0.01)
+    server.faults.extend([("status", 503), ("status", 429)])
+    before = server.requests
+    assert remote.swap(crops[:1])[0].shape == (1, 256, 256, 3)  # third try answers
+    assert server.requests - before == 3
+    server.faults.extend([("status", 503)] * 3)
+    with pytest.raises(backends.ServingError, match=r"smoke: UNAVAILABLE: injected failure 503, after 3 tries"):
+        remote.swap(crops[:1])
+    before = server.requests
+    with pytest.raises(backends.ServingError, match="INVALID_ARGUMENT"):  # not retried
+        remote.swap(crops[:, :128, :128])
+    assert server.requests - before == 1 and not server.faults
+
+
+def test_protocol_grpc_timeout_is_a_clear_error(server, crops):
+    remote = backends.GrpcServing(server.start_grpc(), "smoke", timeout=0.3, retries=1, backoff=0.01)
+    server.faults.extend([("sleep", 1.0), ("sleep", 1.0)])
+    started = time.monotonic()
+    with pytest.raises(backends.ServingError, match=r"/smoke: no answer within 0.3 s, after 2 tries"):
+        remote.swap(crops[:1])
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_savedmodel_whose_signatures_reach_outside_is_refused_before_it_runs(local, tmp_path):
+    class Crafted(tf.Module):
+        """The smoke swapper, with a metadata signature that also writes a file."""
+
+        def __init__(self, swapper, target):
+            super().__init__()
+            self.swapper = swapper
+            meta = swapper.signatures["metadata"](request=tf.constant(0))["json"]
+            self.swap = tf.function(lambda faces: swapper.signatures["serving_default"](faces=faces),
+                                    input_signature=[tf.TensorSpec([None, 256, 256, 3], tf.uint8, "faces")])
+            self.swap_bytes = tf.function(
+                lambda image_bytes: swapper.signatures["swap_image_bytes"](image_bytes=image_bytes),
+                input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+
+            def metadata(request):
+                tf.io.write_file(target, "written by a model")
+                return {"json": meta}
+
+            self.metadata = tf.function(metadata, input_signature=[tf.TensorSpec([], tf.int32, name="request")])
+
+    target = str(tmp_path / "written")
+    crafted = Crafted(tf.saved_model.load(local.path), target)
+    tf.saved_model.save(crafted, str(tmp_path / "crafted" / "1"), signatures={
+        "serving_default": crafted.swap, "swap_image_bytes": crafted.swap_bytes, "metadata": crafted.metadata})
+    with pytest.raises(ContractError, match=r"crafted/1: its signatures run WriteFile, which reach outside"):
+        backends.LocalSavedModel(str(tmp_path / "crafted"))
+    assert not os.path.exists(target)
+
+
 def test_a_real_tensorflow_model_server(export_dir, local, crops):
     binary = shutil.which("tensorflow_model_server")
     if binary is None:
@@ -156,15 +209,21 @@ def test_a_real_tensorflow_model_server(export_dir, local, crops):
         process.wait(timeout=30)
 
 
-def test_tools_serve_without_the_binary_prints_how_to_start_it(export_dir):
-    if shutil.which("tensorflow_model_server"):
-        pytest.skip("tensorflow_model_server is installed: tools/serve would start it")
+def test_tools_serve_serves_on_loopback_only_unless_told_to_expose(export_dir):
     command = [sys.executable, os.path.join(ROOT, "tools", "serve"), f"--export_dir={export_dir}"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "tensorflow_model_server --port=8500 --rest_api_port=8501" in result.stderr
-    assert f"--model_config_file={export_dir}/models.config" in result.stderr
-    assert f"-v {export_dir}:/models tensorflow/serving --model_config_file=/models/models.docker.config" \
+    assert "tensorflow_model_server --port" not in result.stderr  # it would listen on 0.0.0.0
+    assert "docker run --rm -p 127.0.0.1:8500:8500 -p 127.0.0.1:8501:8501 " \
+        f"-v {export_dir}:/models tensorflow/serving --model_config_file=/models/models.docker.config" \
         in result.stderr
+    assert "pass --expose" in result.stderr and "serve only models you trust" in result.stderr
     docker_config = open(os.path.join(export_dir, "models.docker.config")).read()
     assert 'name: "smoke"' in docker_config and 'base_path: "/models/smoke"' in docker_config
+    if shutil.which("tensorflow_model_server"):
+        return  # with --expose it would start the server
+    exposed = subprocess.run([*command, "--expose"], capture_output=True, text=True, timeout=120)
+    assert exposed.returncode == 2 and "Traceback" not in exposed.stderr
+    assert "tensorflow_model_server --port=8500 --rest_api_port=8501" in exposed.stderr
+    assert f"--model_config_file={export_dir}/models.config" in exposed.stderr
+    assert "on every network interface" in exposed.stderr

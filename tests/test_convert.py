@@ -2,6 +2,7 @@
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,8 +18,10 @@ from PIL import Image
 from faceswap_tf import media
 from faceswap_tf.convert import backends, blend, converter, video
 from faceswap_tf.convert.tracks import Smoother, Tracks, jitter
+from faceswap_tf.errors import UserError
 from faceswap_tf.faces import align, detect, identity
 from tests.conftest import ROOT, data_path
+from tests.test_run_record import snapshot
 from tests.tf_serving_protocol import ProtocolServer
 
 
@@ -281,7 +284,7 @@ def test_a_killed_run_leaves_nothing_at_the_output(smoke_export, data_dir, tmp_p
         time.sleep(1.0)  # frames are being written
         process.send_signal(sig)
         _, stderr = process.communicate(timeout=120)
-        assert process.returncode != 0
+        assert process.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL)
         assert not output.exists()
         if sig == signal.SIGINT:  # a clean stop also removes its temporary files
             assert "Traceback" not in stderr.decode() and "interrupted" in stderr.decode()
@@ -290,3 +293,92 @@ def test_a_killed_run_leaves_nothing_at_the_output(smoke_export, data_dir, tmp_p
     assert leftovers and all(f.startswith(".") for f in leftovers)
     convert(smoke_export, data_path(data_dir, "clips", "identity_a.mp4"), output, end=0.2)
     assert sorted(os.listdir(tmp_path)) == ["out.mp4"]  # the next run swept them away
+
+
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(smoke_export, data_dir, tmp_path):
+    image = tmp_path / "face.jpg"
+    shutil.copy(data_path(data_dir, "images", "faces", "obama2.jpg"), image)
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    shutil.copy(image, folder / "face.jpg")
+    os.link(image, tmp_path / "hard_link.jpg")
+    (tmp_path / "elsewhere").mkdir()
+    os.link(folder / "face.jpg", tmp_path / "elsewhere" / "face.jpg")
+    before = snapshot(tmp_path)
+    for source, output, problem in [
+        (image, image, "is the input .* itself"),
+        (image, f"{tmp_path}/faces/../face.jpg", "is the input .* itself"),  # another spelling
+        (image, tmp_path / "hard_link.jpg", "is the input .* itself"),  # the same file by inode
+        (folder, folder, "inside the input folder"),
+        (folder, folder / "swapped", "inside the input folder"),
+        (folder, tmp_path / "elsewhere", ".*/elsewhere/face.jpg is the input .* itself"),
+    ]:
+        with pytest.raises(UserError, match=f"--output={output}: {problem}"):
+            convert(smoke_export, str(source), output)
+    assert snapshot(tmp_path) == before
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(smoke_export, clip_a, tmp_path):
+    from tests.test_files import unwritable_folder
+
+    read_only = unwritable_folder(tmp_path)
+    (tmp_path / "a_folder.mp4").mkdir()
+    for output, problem in [(tmp_path / "missing" / "o.mp4", f"no folder {tmp_path}/missing to write it in"),
+                            (f"{read_only}/o.mp4", f"cannot write in {read_only}"),
+                            (tmp_path / "a_folder.mp4", "is a folder; give the file to write")]:
+        started = time.monotonic()
+        with pytest.raises(UserError, match=f"--output={output}: {problem}"):
+            convert(smoke_export, clip_a, output)
+        assert time.monotonic() - started < 10  # not after the whole conversion
+
+
+def ffmpeg(*args, stdin=None):
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", *args], input=stdin, check=True)
+
+
+def audio_seconds(path):
+    done = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a",
+                           "-ac", "1", "-ar", "8000", "-f", "s16le", "-"], capture_output=True, check=True)
+    return len(done.stdout) / 2 / 8000
+
+
+def test_a_variable_frame_rate_keeps_its_timing_and_audio(smoke_export, tmp_path):
+    # 50 frames over 3 s: 25 at 25 frames/s, then 25 at 12.5; frame n shows n in binary, as
+    # eight black or white bands (what a lossy codec cannot blur into another number).
+    bits = (np.arange(50)[:, None] >> np.arange(8)) & 1
+    pictures = np.repeat(np.repeat(bits[:, None, :] * 255, 64, axis=1), 8, axis=2).astype(np.uint8)
+    shown = np.array([n * 0.04 if n < 25 else 1.0 + (n - 25) * 0.08 for n in range(50)])
+    clip = tmp_path / "vfr.mp4"
+    ffmpeg("-f", "rawvideo", "-pix_fmt", "gray", "-s", "64x64", "-r", "25", "-i", "-", "-f", "lavfi", "-i",
+           "sine=frequency=440:duration=3", "-filter_complex",
+           "[0:v]setpts='if(lt(N,25),N*0.04,1.0+(N-25)*0.08)/TB'[v]", "-map", "[v]", "-map", "1:a",
+           "-fps_mode", "vfr", "-c:v", "libx264", "-crf", "10", "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip),
+           stdin=pictures.tobytes())
+    info = media.probe_video(str(clip))
+    assert info.variable_rate and info.average_fps < info.fps
+    summary, _ = convert(smoke_export, str(clip), tmp_path / "out.mp4")
+    assert any("a variable frame rate" in w and "timing and the audio stay" in w for w in summary.warnings)
+    out = frames_of(str(tmp_path / "out.mp4"))
+    fps = media.probe_video(str(tmp_path / "out.mp4")).fps
+    assert len(out) / fps == pytest.approx(3.0, abs=0.05)
+    assert audio_seconds(tmp_path / "out.mp4") == pytest.approx(3.0, abs=0.05)
+    seen = set()
+    for index, frame in enumerate(out):  # each frame shows the picture the original shows then
+        bands = frame[..., 0].reshape(64, 8, 8).mean(axis=(0, 2)) > 127
+        frame_number = int(np.sum(bands << np.arange(8)))
+        seen.add(frame_number)
+        time_shown = index / fps
+        assert shown[frame_number] <= time_shown + 1 / fps, (index, frame_number)
+        assert frame_number == 49 or shown[frame_number + 1] >= time_shown - 1 / fps, (index, frame_number)
+    assert seen == set(range(50))  # none dropped
+
+
+def test_an_odd_sized_video_keeps_its_size_and_says_how(smoke_export, tmp_path):
+    clip = tmp_path / "odd.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=511x383:rate=30:duration=1", "-c:v", "libx264", "-pix_fmt",
+           "yuv444p", str(clip))
+    summary, _ = convert(smoke_export, str(clip), tmp_path / "out.mp4")
+    assert any("511x383, an odd size, kept" in w for w in summary.warnings), summary.warnings
+    result = media.probe_video(str(tmp_path / "out.mp4"))
+    assert (result.width, result.height) == (511, 383)
+    assert len(frames_of(str(tmp_path / "out.mp4"))) == 30

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -121,6 +122,11 @@ def test_saved_model_cli_lists_the_signatures(exported):
 def test_exporting_twice_gives_two_versions_and_an_interrupted_export_leaves_none(
         smoke_model, tmp_path, monkeypatch):
     config = exporter.ExportConfig(smoke_model, "twice", export_dir=str(tmp_path))
+    # What exports killed earlier left: named after a process that has gone, or (older
+    # versions) unnamed and untouched for hours. The next export sweeps them.
+    for leftover in (".partial-999999999-k1ll3d", ".partial-w6yy1l3m"):
+        os.makedirs(tmp_path / "twice" / leftover / "saved_model")
+    os.utime(tmp_path / "twice" / ".partial-w6yy1l3m", (time.time() - 7200,) * 2)
     first, second = exporter.export(config), exporter.export(config)
     assert (os.path.basename(first), os.path.basename(second)) == ("6", "7")
     assert exporter.export(dataclasses.replace(config, reuse=True)) == second  # nothing new
@@ -167,3 +173,22 @@ def test_a_model_dir_without_a_checkpoint_is_one_clear_error(face_dirs, tmp_path
     run_record.write(str(tmp_path), trainer.record_of(tiny_config(face_dirs, tmp_path)))
     with pytest.raises(UserError, match=f"{tmp_path}: no checkpoint; train first"):
         exporter.build_swapper(str(tmp_path), "a_to_b")
+
+
+def test_a_live_exports_partial_folder_is_left_alone(tmp_path):
+    live, recent = f".partial-{os.getpid()}-l1ve", ".partial-n0tnamed"
+    for name in (live, recent, ".partial-999999999-k1ll3d"):
+        (tmp_path / name).mkdir()
+    exporter._sweep_partials(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == sorted([live, recent])
+
+
+def test_an_export_dir_that_cannot_be_written_is_one_clear_error_before_any_work(smoke_model, tmp_path):
+    from tests.test_files import unwritable_folder
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    read_only = unwritable_folder(tmp_path)
+    for export_dir, problem in [(afile, "is under"), (read_only, "cannot write in")]:
+        with pytest.raises(UserError, match=f"--export_dir={export_dir}/x: {problem}"):
+            exporter.export(exporter.ExportConfig(smoke_model, "x", export_dir=str(export_dir)))

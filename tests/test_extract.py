@@ -2,15 +2,22 @@
 
 import json
 import os
+import resource
 import shutil
+import signal
 import subprocess
+import sys
 
 import imageio.v3 as iio
 import imageio_ffmpeg
 import pytest
 
+from faceswap_tf import data
+from faceswap_tf.errors import UserError
 from faceswap_tf.faces import alignments
-from tests.conftest import data_path, run_module
+from faceswap_tf.framing import Framing
+from tests.conftest import ROOT, data_path, run_module
+from tests.test_run_record import snapshot
 
 
 def extract(*args):
@@ -18,7 +25,7 @@ def extract(*args):
 
 
 def assert_one_clear_error(result, name):
-    assert result.returncode != 0
+    assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and name in errors[0], result.stderr
@@ -45,7 +52,7 @@ def test_empty_file_and_text_named_mp4(tmp_path):
 
 def test_unknown_flag_is_an_error(tmp_path):
     result = extract("--input=x.mp4", f"--output_dir={tmp_path}", "--frobnicate=1")
-    assert result.returncode != 0 and "frobnicate" in result.stderr
+    assert result.returncode == 1 and "frobnicate" in result.stderr  # absl's usage error
     assert "Traceback" not in result.stderr
 
 
@@ -153,3 +160,112 @@ def test_a_truncated_video_keeps_what_decodes_and_says_so(data_dir, tmp_path):
     assert "truncated?" in result.stderr and "half.mkv" in result.stderr
     faces = alignments.load(str(out / "alignments.json"))
     assert 60 < len(faces) < 120  # about half of 177 frames
+
+
+# An extract killed (SIGKILL: no clean-up runs) at a chosen point of its commit.
+KILLED_EXTRACT = r"""
+import os, signal, sys
+from faceswap_tf import extractor
+from faceswap_tf.faces import alignments
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+if sys.argv[1] == "before-alignments":
+    alignments.save = lambda *args, **kwargs: die()
+else:  # after the alignments, with one crop moved into place
+    place = extractor._place
+    def place_one(staging, folder, names):
+        if names:
+            place(staging, folder, names[:1])
+            die()
+    extractor._place = place_one
+sys.argv = ["extract", *sys.argv[2:]]
+from faceswap_tf import extract
+extract.run()
+"""
+
+
+def extract_alone(*args, script=None, file_size_limit=None):
+    """Runs extract (or `script`) in a process group of its own; checks that no process of the
+    group outlives it (an orphaned helper, a zombie nobody reaps)."""
+    def limit():
+        if file_size_limit:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, resource.RLIM_INFINITY))
+
+    command = [sys.executable, "-c", script] if script else [sys.executable, "-m", "faceswap_tf.extract"]
+    process = subprocess.Popen([*command, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True, preexec_fn=limit)
+    stdout, stderr = process.communicate(timeout=300)
+    if process.returncode != -signal.SIGKILL:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(process.pid, 0)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@pytest.fixture
+def two_images(data_dir, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("two_people.jpg", "obama2.jpg"):
+        shutil.copy(data_path(data_dir, "images", "faces", name), folder)
+    return folder
+
+
+def readable(folder):
+    """Every crop alignments.json records, read as training reads them (UserError if not)."""
+    records = alignments.load(str(folder / alignments.FILE_NAME))
+    return [data.read_crop(str(folder), record) for record in records]
+
+
+def test_a_re_extract_that_cannot_write_its_alignments_changes_nothing(two_images, tmp_path):
+    out = tmp_path / "out"
+    common = [f"--input={two_images}", f"--output_dir={out}", "--size=16", "--workers=1"]
+    assert extract_alone(*common).returncode == 0
+    before = snapshot(out)
+    assert len(readable(out)) == 3
+    # Again keeping only the largest face (one crop to delete), under a file size limit
+    # (ulimit -f) that the small crops pass and the new alignments file does not.
+    result = extract_alone(*common, "--largest_face", file_size_limit=4096)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {out}/alignments.json: cannot write it (File too large); nothing was changed: the faces "
+        "extracted before are all still there")
+    assert snapshot(out) == before
+    assert len(readable(out)) == 3
+
+
+def test_a_killed_re_extract_with_other_settings_never_leaves_crops_their_records_do_not_describe(
+        two_images, data_dir, tmp_path):
+    out = tmp_path / "out"
+    common = [f"--input={two_images}", f"--output_dir={out}", "--size=16", "--workers=1"]
+    assert extract_alone(*common).returncode == 0
+    files_before = {name: digest for name, digest in snapshot(out).items()}
+    killed = extract_alone("before-alignments", *common, "--padding=0.3", script=KILLED_EXTRACT)
+    assert killed.returncode == -signal.SIGKILL
+    # Killed before its commit: the folder is as it was, besides the hidden staging folder.
+    assert {k: v for k, v in snapshot(out).items() if not k.startswith(".extract-")} == files_before
+    assert {r.padding for r in alignments.load(str(out / "alignments.json"))} == {0.2}
+    assert len(readable(out)) == 3
+
+    killed = extract_alone("after-alignments", *common, "--padding=0.3", script=KILLED_EXTRACT)
+    assert killed.returncode == -signal.SIGKILL
+    # Killed between its alignments (padding 0.3) and its crops: training refuses, naming a crop.
+    records = alignments.load(str(out / "alignments.json"))
+    assert {r.padding for r in records} == {0.3}
+    with pytest.raises(UserError, match=r"\.png: not the crop .*alignments.json records .*extract .* again"):
+        data.load_faces(str(out), Framing(16, 0.3, 0.85, 64), 0.0)
+    # The next extract into the folder (here of another image) finishes the interrupted one.
+    other = data_path(data_dir, "images", "faces", "kit_with_rose.jpg")
+    done = extract_alone(f"--input={other}", *common[1:], "--padding=0.3")
+    assert done.returncode == 0, done.stderr
+    assert f"note: {out}: moved 2 crops of an interrupted extract into place" in done.stderr
+    assert len(readable(out)) == 5 and not [f for f in os.listdir(out) if f.startswith(".")]
+
+    # A crop changed by anything else: extract says so for the sources it keeps, train refuses.
+    obama = next(r for r in alignments.load(str(out / "alignments.json")) if "obama2" in r.file)
+    shutil.copy(out / next(r.file for r in records if "two_people" in r.file), out / obama.file)
+    again = extract_alone(f"--input={other}", *common[1:], "--padding=0.3")
+    assert again.returncode == 0, again.stderr
+    assert (f"warning: {out}: 1 of the crops of {obama.source} are missing or not those alignments.json "
+            f"records (first {obama.file}); extract it again") in again.stderr
+    with pytest.raises(UserError, match=f"{out}/{obama.file}: not the crop"):
+        readable(out)

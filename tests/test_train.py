@@ -241,7 +241,7 @@ def test_missing_faces_folder_is_one_clear_error(tmp_path):
     result = run_module("faceswap_tf.train", "--flagfile=flags/smoke.flags",
                         f"--faces_a={tmp_path}/nope", f"--faces_b={tmp_path}/nope",
                         f"--model_dir={tmp_path}/m")
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{tmp_path}/nope: no alignments.json" in result.stderr
 
 

@@ -11,7 +11,8 @@ would compute; what it imitates is only the HTTP and JSON layer of tensorflow_mo
   bad requests, 404 for an unknown model or version, 500 otherwise.
 
 `start_grpc()` adds the gRPC PredictionService.Predict of the same models.
-`faults` lets a test make the next requests fail: ("status", code) or ("sleep", seconds).
+`faults` lets a test make the next requests fail: ("status", code) or ("sleep", seconds); over
+gRPC an HTTP code becomes the status TF Serving would give (503: UNAVAILABLE, ...).
 """
 
 import base64
@@ -60,6 +61,8 @@ class ProtocolServer:
 
     def start_grpc(self) -> str:
         """Serves the same models over TF Serving's gRPC PredictionService; returns host:port."""
+        if self._grpc is not None:
+            return self._grpc_target
         from concurrent import futures
 
         import grpc
@@ -69,6 +72,13 @@ class ProtocolServer:
 
         class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             def Predict(self, request, context):
+                outer.requests += 1
+                if outer.faults:
+                    kind, value = outer.faults.popleft()
+                    if kind == "sleep":
+                        time.sleep(value)
+                    else:
+                        context.abort(_GRPC_STATUS[value](grpc), f"injected failure {value}")
                 spec = request.model_spec
                 status, message = None, ""
                 try:
@@ -94,7 +104,8 @@ class ProtocolServer:
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Servicer(), self._grpc)
         port = self._grpc.add_insecure_port("127.0.0.1:0")
         self._grpc.start()
-        return f"127.0.0.1:{port}"
+        self._grpc_target = f"127.0.0.1:{port}"
+        return self._grpc_target
 
     def _model(self, name, version):
         versions = self.models.get(name)
@@ -211,6 +222,12 @@ class ProtocolServer:
                 self._serve("POST")
 
         return Handler
+
+
+_GRPC_STATUS = {503: lambda grpc: grpc.StatusCode.UNAVAILABLE,
+                429: lambda grpc: grpc.StatusCode.RESOURCE_EXHAUSTED,
+                500: lambda grpc: grpc.StatusCode.INTERNAL,
+                400: lambda grpc: grpc.StatusCode.INVALID_ARGUMENT}
 
 
 def _status_message(error) -> str:

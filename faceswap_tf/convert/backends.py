@@ -12,7 +12,12 @@ conversion gives the same frames wherever the model runs.
   timeouts, bounded retries with exponential backoff on connection errors, timeouts and 5xx
   answers, and one clear error for anything else.
 - `GrpcServing(target, name)`: TF Serving's gRPC PredictionService (`serving_default` with
-  uint8 tensors); needs the `tensorflow-serving-api` package.
+  uint8 tensors), with the same timeouts and bounded retries; needs the
+  `tensorflow-serving-api` package.
+
+A local SavedModel is code that runs in this process: one whose signatures read or write
+files, print or call back into Python is refused before it runs, but load only models you
+trust (a SavedModel's restore can run code of its own as it loads).
 """
 
 import base64
@@ -64,9 +69,15 @@ class LocalSavedModel:
         self.path = resolve_version(path)
         try:
             self._model = tf.saved_model.load(self.path)
-        except (OSError, ValueError, tf.errors.OpError) as error:
+        except (OSError, ValueError, IndexError, RuntimeError, tf.errors.OpError) as error:
+            # (a truncated variables file surfaces as an IndexError)
             raise UserError(f"{self.path}: not a loadable SavedModel ({brief(error)})") from None
         signatures.check_signatures(signatures.of_loaded(self._model.signatures), self.path)
+        reaching_out = sorted(filter(_UNSAFE_OP.search, _ops(self._model.signatures)))
+        if reaching_out:
+            raise signatures.ContractError(
+                f"{self.path}: its signatures run {', '.join(reaching_out)}, which reach outside the model "
+                "(files, the console); a swapper needs none of them: not run (load only models you trust)")
         try:
             document = self._model.signatures["metadata"](request=tf.constant(0, tf.int32))["json"]
         except tf.errors.OpError as error:
@@ -77,6 +88,24 @@ class LocalSavedModel:
     def swap(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self._model.signatures["serving_default"](faces=self._tf.constant(faces, self._tf.uint8))
         return out["swapped"].numpy(), _quantise_mask(out["mask"].numpy())
+
+
+# Ops that read or write files, print, write summaries or debug dumps, or call back into
+# Python: none is in a swapper's graph. A SavedModel is code; one whose signatures hold such
+# an op (a crafted `metadata` that writes a file) is refused before any of them runs.
+_UNSAFE_OP = re.compile(
+    r"File|Save|Restore|Print|Summary|Debug|PyFunc|Record|Reader|Dataset|Checkpoint|Sql|LMDB|Event")
+
+
+def _ops(signature_map) -> set:
+    """Every op type the signatures' graphs and the functions they call hold."""
+    found = set()
+    for function in signature_map.values():
+        graph = function.graph.as_graph_def()
+        found |= {node.op for node in graph.node}
+        for called in graph.library.function:
+            found |= {node.op for node in called.node_def}
+    return found
 
 
 class RestServing:
@@ -176,7 +205,8 @@ def _decode_png(prediction, key: str, where: str, grey: bool = False) -> np.ndar
 class GrpcServing:
     """A model behind TF Serving's gRPC API (host:port), called with uint8 tensors."""
 
-    def __init__(self, target: str, name: str, version: int | None = None, timeout: float = 30.0):
+    def __init__(self, target: str, name: str, version: int | None = None, timeout: float = 30.0,
+                 retries: int = 3, backoff: float = 0.5):
         try:
             import grpc
             import tensorflow as tf
@@ -186,6 +216,7 @@ class GrpcServing:
                             "tensorflow-serving-api (or use the REST --serving_url)") from None
         self._tf, self._grpc, self._predict_pb2 = tf, grpc, predict_pb2
         self.target, self.name, self.version, self.timeout = target, name, version, timeout
+        self.retries, self.backoff = retries, backoff
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
         answer = self._call("metadata", {"request": tf.constant(0, tf.int32)})
         document = tf.make_ndarray(answer["json"]).item().decode()
@@ -208,10 +239,22 @@ class GrpcServing:
             request.model_spec.version.value = self.version
         for key, value in inputs.items():
             request.inputs[key].CopyFrom(self._tf.make_tensor_proto(value))
-        try:
-            return self._stub.Predict(request, timeout=self.timeout).outputs
-        except self._grpc.RpcError as error:
-            raise ServingError(f"{self.description}: {error.code().name}: {error.details()}") from None
+        # As over REST: a server that is down, overloaded or slow is tried again, with backoff;
+        # an answer that the request is wrong is not.
+        again = (self._grpc.StatusCode.UNAVAILABLE, self._grpc.StatusCode.DEADLINE_EXCEEDED,
+                 self._grpc.StatusCode.RESOURCE_EXHAUSTED)
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                return self._stub.Predict(request, timeout=self.timeout).outputs
+            except self._grpc.RpcError as error:
+                code = error.code()
+                if code not in again:
+                    raise ServingError(f"{self.description}: {code.name}: {error.details()}") from None
+                problem = (f"no answer within {self.timeout:g} s" if code == again[1]
+                           else f"{code.name}: {error.details()}")
+        raise ServingError(f"{self.description}: {problem}, after {self.retries + 1} tries")
 
 
 def connect(model: str | None = None, serving_url: str | None = None, timeout: float = 30.0,
@@ -225,7 +268,7 @@ def connect(model: str | None = None, serving_url: str | None = None, timeout: f
             version = int(parts[2]) if pinned else None
             if not parts[0] or (len(parts) > 1 and version is None):
                 raise UserError(f"--serving_url={serving_url}: expected grpc://HOST:PORT/NAME[/versions/N]")
-            return GrpcServing(parsed.netloc, parts[0], version, timeout=timeout)
+            return GrpcServing(parsed.netloc, parts[0], version, timeout=timeout, retries=retries)
         return RestServing(serving_url, timeout=timeout, retries=retries)
     if not model:
         raise UserError("give --model=export/NAME[/VERSION] or --serving_url=...")

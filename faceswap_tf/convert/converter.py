@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from faceswap_tf import media
+from faceswap_tf import files, media
 from faceswap_tf.convert import backends, blend, video
 from faceswap_tf.convert.tracks import Smoother, TrackedFace, Tracks
 from faceswap_tf.errors import UserError
@@ -180,6 +180,7 @@ def run(config: ConvertConfig, log=sys.stderr) -> RunSummary:
     if config.held_out_of:  # from the first held-out frame: as a time, it is exact to the frame
         start = held_out_start(config.held_out_of, config.input) / (media.probe_video(config.input).fps or 25.0)
         config = dataclasses.replace(config, start=start, held_out_of=None)
+    _check_output(config, kind)
     backend = backends.connect(config.model, config.serving_url, timeout=config.serving_timeout)
     if kind == "video":
         return convert_video(config, backend, log)
@@ -220,6 +221,29 @@ def _kind(config: ConvertConfig) -> str:
             raise UserError(f"--output={target}: an image converts to {', '.join(video.WRITABLE_IMAGES)}")
         return "image"
     raise UserError(f"{source}: neither a video nor an image this tool reads")
+
+
+def _check_output(config: ConvertConfig, kind: str) -> None:
+    """UserError before any work for an output that would replace an input (the same file
+    under any name, or a folder inside the input folder), that is a folder where a file goes
+    (or the reverse), or whose folder is missing or cannot be written."""
+    flag = f"--output={config.output}"
+    source, target = os.path.realpath(config.input), os.path.realpath(config.output)
+    if kind == "folder":
+        if target == source or target.startswith(source + os.sep):
+            raise UserError(f"{flag}: inside the input folder {config.input}; the swaps would replace or "
+                            "mix with the originals: write them to another folder")
+        files.check_folder(config.output, "--output")
+        return
+    if os.path.isdir(config.output):
+        raise UserError(f"{flag}: is a folder; give the file to write")
+    if os.path.exists(config.output) and os.path.samefile(config.input, config.output):
+        raise UserError(f"{flag}: is the input {config.input} itself; the swap would replace the original: "
+                        "write it to another file")
+    folder = os.path.dirname(os.path.abspath(config.output))
+    if not os.path.isdir(folder):
+        raise UserError(f"{flag}: no folder {folder} to write it in")
+    files.check_folder(folder, "--output", config.output)
 
 
 class _Pipeline:
@@ -278,6 +302,11 @@ def convert_video(config: ConvertConfig, backend, log=sys.stderr) -> RunSummary:
     first = int(round((config.start or 0.0) * fps))
     last = int(round(config.end * fps)) if config.end is not None else None
     summary = RunSummary(STAGES, verb="swapped", sources=1)
+    if info.variable_rate:
+        summary.warnings.append(
+            f"{config.input}: a variable frame rate ({info.average_fps:g} frames/s on average); converted at "
+            f"a constant {fps:g} frames/s, each frame repeated for as long as the original shows it, so the "
+            "timing and the audio stay as they were")
     timings = summary.stage_seconds
     finder = FaceFinder(config, backend.metadata, stream=True, timings=timings)
     blender = Blender(config)
@@ -286,6 +315,10 @@ def convert_video(config: ConvertConfig, backend, log=sys.stderr) -> RunSummary:
         audio_from=config.input if info.has_audio else None,
         audio_start=config.start, provenance=provenance_of(backend),
     )
+    if writer.odd_size:
+        summary.warnings.append(
+            f"{config.input}: {info.width}x{info.height}, an odd size, kept: encoded with full-resolution "
+            f"colour ({writer.pixel_format}), which some players (web browsers, QuickTime) do not play")
     expected = info.frames if last is None else min(last, info.frames or last)
     total = max(0, expected - first) if expected is not None else None
     progress = Progress(total, "frames", stream=log)
@@ -384,7 +417,12 @@ def convert_images(config: ConvertConfig, backend, log=sys.stderr) -> RunSummary
         sources = [path for path in sources if media.is_image(path)]
         if not sources:
             raise UserError(f"{config.input}: no images in it")
-        os.makedirs(config.output, exist_ok=True)
+        files.make_folder(config.output, "--output")
+        for path in sources:  # an output folder holding the inputs under other names (links)
+            target = _image_target(config.output, path)
+            if os.path.exists(target) and os.path.samefile(path, target):
+                raise UserError(f"--output={config.output}: {target} is the input {path} itself; write the "
+                                "swaps to another folder")
     summary = RunSummary(STAGES, verb="swapped", sources=len(sources))
     finder = FaceFinder(config, backend.metadata, stream=False, timings=summary.stage_seconds)
     blender = Blender(config)
@@ -407,13 +445,15 @@ def convert_images(config: ConvertConfig, backend, log=sys.stderr) -> RunSummary
             summary.faces += len(job.faces)
             summary.frames_with_face += bool(job.faces)
         summary.frames += 1
-        target = config.output
-        if folder:
-            stem, ext = os.path.splitext(os.path.basename(path))
-            ext = ext if ext.lower() in video.WRITABLE_IMAGES else ".png"
-            target = os.path.join(config.output, stem + ext)
+        target = _image_target(config.output, path) if folder else config.output
         video.write_image(target, frame, provenance.tags() if jobs and jobs[0].faces else None)
         if not (jobs and jobs[0].faces):
             log.write(f"note: {path}: no face to swap; written unchanged\n")
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _image_target(output_folder: str, path: str) -> str:
+    stem, ext = os.path.splitext(os.path.basename(path))
+    ext = ext if ext.lower() in video.WRITABLE_IMAGES else ".png"
+    return os.path.join(output_folder, stem + ext)

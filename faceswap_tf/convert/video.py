@@ -17,7 +17,8 @@ import imageio_ffmpeg
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from faceswap_tf.errors import UserError
+from faceswap_tf import files
+from faceswap_tf.errors import UserError, brief
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".gif")
 WRITABLE_IMAGES = (".png", ".jpg", ".jpeg", ".webp")  # formats that carry the synthetic-media note
@@ -64,18 +65,8 @@ def sweep_partials(path: str) -> None:
         if not entry.startswith(prefix):
             continue
         pid = entry[len(prefix):].split(".", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not files.process_alive(int(pid)):
             _remove(os.path.join(folder, entry))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _remove(path: str) -> None:
@@ -97,16 +88,22 @@ class VideoWriter:
         self.provenance = provenance
         self.gif = path.lower().endswith(".gif")
         self.count = 0
+        self.odd_size, self.pixel_format = False, None  # a GIF takes any size
         sweep_partials(path)
         self._frames: list[np.ndarray] = []  # a GIF is written whole at the end
         if self.gif:
             return
         stem, ext = os.path.splitext(partial_path(path))
         self._encoded = f"{stem}.video{ext}"  # the new video stream, before the audio is added
-        params = ["-crf", str(crf), "-preset", preset] if codec in ("libx264", "libx265") else []
+        x26x = codec in ("libx264", "libx265")
+        params = ["-crf", str(crf), "-preset", preset] if x26x else []
+        # 4:2:0 chroma needs even sides; 4:4:4 keeps an odd-sized video's size exactly.
+        self.odd_size = bool(size[0] % 2 or size[1] % 2)
+        self.pixel_format = "yuv444p" if self.odd_size and x26x else "yuv420p"
+        self.codec = codec
         self._writer = imageio_ffmpeg.write_frames(
             self._encoded, size, fps=fps, codec=codec, quality=None, macro_block_size=1,
-            ffmpeg_log_level="error", output_params=params,
+            pix_fmt_out=self.pixel_format, ffmpeg_log_level="error", output_params=params,
         )
         self._writer.send(None)  # starts ffmpeg
 
@@ -114,7 +111,11 @@ class VideoWriter:
         if self.gif:
             self._frames.append(frame)
         else:
-            self._writer.send(np.ascontiguousarray(frame))
+            try:
+                self._writer.send(np.ascontiguousarray(frame))
+            except OSError as error:  # ffmpeg has gone: a codec that refuses, a full disk
+                raise UserError(f"{self.path}: ffmpeg stopped encoding with {self.codec} after {self.count} "
+                                f"frames ({brief(error)}; its own message is above)") from None
         self.count += 1
 
     def close(self) -> None:
@@ -122,10 +123,16 @@ class VideoWriter:
             self._write_gif()
             return
         try:
-            self._writer.close()
+            try:
+                self._writer.close()
+            except OSError as error:
+                raise UserError(f"{self.path}: ffmpeg could not finish the video ({brief(error)})") from None
             final = partial_path(self.path)
             self._mux(final)
-            os.replace(final, self.path)
+            try:
+                os.replace(final, self.path)
+            except OSError as error:
+                raise UserError(f"{self.path}: cannot write it ({error.strerror or brief(error)})") from None
         finally:
             self.abort()
 
@@ -172,6 +179,8 @@ class VideoWriter:
             images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,
                            duration=int(round(1000 / self.fps)), comment=comment.encode())
             os.replace(tmp, self.path)
+        except OSError as error:
+            raise UserError(f"{self.path}: cannot write it ({error.strerror or brief(error)})") from None
         finally:
             _remove(tmp)
             self._frames = []
@@ -200,6 +209,8 @@ def write_image(path: str, image: np.ndarray, tags: dict | None) -> None:
         else:
             raise UserError(f"{path}: write PNG, JPEG or WebP, which carry the synthetic-media note")
         os.replace(tmp, path)
+    except OSError as error:
+        raise UserError(f"{path}: cannot write it ({error.strerror or brief(error)})") from None
     finally:
         _remove(tmp)
 

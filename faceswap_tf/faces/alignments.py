@@ -15,7 +15,8 @@
       "matrix": [[a, b, c], [d, e, f]],    # 2x3: source frame -> aligned crop
       "size": 256,                         # aligned crop size in pixels
       "padding": 0.2,                      # crop padding around the inner face, each side
-      "file": "clip_000012_0.png"          # the aligned crop, beside the alignments file
+      "file": "clip_000012_0.png",         # the aligned crop, beside the alignments file
+      "sha256": "9f86d0..."                # of the crop file's bytes (absent in older files)
     }, ...
   ]
 }
@@ -26,6 +27,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 
 import numpy as np
 
@@ -36,6 +38,7 @@ from faceswap_tf.faces import align
 FORMAT = "faceswap_tf.alignments"
 VERSION = 1
 FILE_NAME = "alignments.json"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +52,7 @@ class FaceRecord:
     size: int
     padding: float
     file: str
+    sha256: str | None = None  # of the crop file: a crop can always be checked against its record
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -69,6 +73,7 @@ class FaceRecord:
             "size": self.size,
             "padding": self.padding,
             "file": self.file,
+            **({"sha256": self.sha256} if self.sha256 else {}),
         }
 
 
@@ -113,6 +118,10 @@ def _load(path: str) -> list[FaceRecord]:
         raise UserError(f"{path}: no such alignments file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise UserError(f"{path}: not an alignments file (JSON nested too deep)") from None
+    except OSError as err:
+        raise UserError(f"{path}: cannot read it ({err.strerror})") from None
     if not isinstance(document, dict):
         raise UserError(f"{path}: expected a JSON object at the top level")
     _expect(path, "format", document.get("format") == FORMAT, f'"{FORMAT}"')
@@ -150,7 +159,15 @@ def _parse_face(path: str, where: str, entry) -> FaceRecord:
             lambda v: isinstance(v, str) and v and os.path.basename(v) == v,
             "a file name (no folders)",
         ),
+        sha256=_optional(path, entry, f"{where}.sha256", lambda v: isinstance(v, str) and _SHA256.match(v),
+                         "64 lower-case hex digits"),
     )
+
+
+def _optional(path: str, entry: dict, where: str, check, wanted: str):
+    value = entry.get(where.rsplit(".", 1)[1])
+    _expect(path, where, value is None or check(value), wanted)
+    return value
 
 
 def _expect(path: str, field: str, ok: bool, wanted: str) -> None:

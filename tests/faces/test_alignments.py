@@ -61,6 +61,7 @@ def write_bad(tmp_path, mutate):
     ("faces[0].size", lambda d: d["faces"][0].update(size=True)),
     ("faces[0].padding", lambda d: d["faces"][0].update(padding=0.7)),
     ("faces[0].source", lambda d: d["faces"][0].update(source="")),
+    ("faces[0].sha256", lambda d: d["faces"][0].update(sha256="not a digest")),
 ])
 def test_malformed_files_are_rejected_naming_the_field(tmp_path, field, mutate):
     path = write_bad(tmp_path, mutate)
@@ -82,6 +83,7 @@ def test_nan_landmarks_are_rejected(tmp_path):
 
 @pytest.mark.parametrize("content,problem", [
     (b"", "not valid JSON"), (b"\x89PNG\r\n", "not valid JSON"), (b"[1, 2]", "top level"),
+    (b"[" * 200_000 + b"]" * 200_000, "nested too deep"),
 ])
 def test_files_that_are_not_alignments_give_one_clear_error(tmp_path, content, problem):
     path = tmp_path / "alignments.json"
