@@ -109,6 +109,7 @@ class RunRecord:
     seed: int
     faces: dict[str, FaceSet]
     runtime: Runtime | None = None
+    warm_start: dict | None = None  # {"from": checkpoint, "step": N, "parts": [...]}: where the weights began
 
     @classmethod
     def for_training(cls, model: models.ModelConfig, faces_a: str, faces_b: str, coverage: float,
@@ -133,7 +134,8 @@ class RunRecord:
     def to_json(self) -> dict:
         return {"format": FORMAT, "version": VERSION, **self.settings(), "seed": self.seed,
                 "faces": {side: dataclasses.asdict(face) for side, face in self.faces.items()},
-                "runtime": dataclasses.asdict(self.runtime) if self.runtime else None}
+                "runtime": dataclasses.asdict(self.runtime) if self.runtime else None,
+                "warm_start": self.warm_start}
 
     @classmethod
     def from_json(cls, document, where: str) -> "RunRecord":
@@ -149,7 +151,7 @@ class RunRecord:
             used = document.get("runtime")
             return cls(model=model, framing=Framing.from_json(document["framing"], where),
                        holdout=float(document["holdout"]), seed=int(document["seed"]), faces=faces,
-                       runtime=Runtime(**used) if used else None)
+                       runtime=Runtime(**used) if used else None, warm_start=document.get("warm_start"))
         except (KeyError, TypeError, ValueError) as error:
             raise UserError(f"{where}: malformed run record ({type(error).__name__}: {error})") from None
 

@@ -15,6 +15,12 @@ _FACES_A = flags.DEFINE_string("faces_a", None, "Extract output folder of person
 _FACES_B = flags.DEFINE_string("faces_b", None, "Extract output folder of person B.", required=True)
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints, flags.txt, TensorBoard.", required=True)
 _STEPS = flags.DEFINE_integer("steps", 20_000, "Train until this step.")
+_INIT_FROM = flags.DEFINE_string(
+    "init_from", None, "Another run's --model_dir (a base pretrained on many faces: flags/pretrain.flags): "
+    "a new run starts from its networks instead of random ones. Ignored when resuming.")
+_INIT_PARTS = flags.DEFINE_enum(
+    "init_parts", "generator", list(trainer.INIT_PARTS),
+    "What --init_from gives: the encoder, the generator (encoder and decoders), or all.")
 _MAX_MINUTES = flags.DEFINE_float(
     "max_minutes", None, "Also stop, saving a checkpoint, after this many minutes of training in this run "
     "(held-out evaluation not counted): to compare recipes at equal time, or to fit a budget.")
@@ -103,7 +109,7 @@ def config_from_flags() -> trainer.TrainConfig:
         mixed_precision=_MIXED_PRECISION.value, run_eagerly=_RUN_EAGERLY.value,
         save_every=_SAVE_EVERY.value, keep_checkpoints=_KEEP_CHECKPOINTS.value,
         log_every=_LOG_EVERY.value, preview_every=_PREVIEW_EVERY.value, eval_every=_EVAL_EVERY.value,
-        max_minutes=_MAX_MINUTES.value,
+        max_minutes=_MAX_MINUTES.value, init_from=_INIT_FROM.value, init_parts=_INIT_PARTS.value,
         profile_steps=_profile_steps(),
         worker_timeout=_WORKER_TIMEOUT.value,
     )

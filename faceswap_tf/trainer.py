@@ -32,6 +32,7 @@ from faceswap_tf.errors import UserError, brief
 from faceswap_tf.progress import clock
 
 SIDES = ("a", "b")
+INIT_PARTS = ("encoder", "generator", "all")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +71,8 @@ class TrainConfig:
     preview_every: int = 250
     eval_every: int = 500  # held-out identity and reconstruction metrics; 0: never
     max_minutes: float | None = None  # stop (saving a checkpoint) after this much training time
+    init_from: str | None = None  # another run's model_dir: a fresh run starts from its networks
+    init_parts: str = "generator"  # encoder, generator (+ decoders) or all (+ discriminators)
     profile_steps: tuple[int, int] | None = None  # (first, last): a TensorBoard profile of them
     worker_timeout: float = 30.0  # seconds of silence after which a cluster's worker counts as gone
 
@@ -82,6 +85,8 @@ class TrainConfig:
             raise UserError(f"--eval_every={self.eval_every}: must be 0 (never) or more")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise UserError(f"--max_minutes={self.max_minutes}: must be more than 0")
+        if self.init_parts not in INIT_PARTS:
+            raise UserError(f"--init_parts={self.init_parts}: choose {', '.join(INIT_PARTS)}")
         if not self.worker_timeout > 0:
             raise UserError(f"--worker_timeout={self.worker_timeout}: must be more than 0 seconds")
 
@@ -230,6 +235,33 @@ class GanTrainer:
             raise UserError(f"{path}: does not hold this model's networks ({brief(error)}); resume with the "
                             "flags it was trained with, or train in another --model_dir") from None
 
+    def warm_start(self, model_dir: str, parts: str, log=sys.stderr) -> dict:
+        """Starts this run's networks from another run's newest checkpoint (a base pretrained
+        on many faces, say): the encoder, with `parts` "generator" the decoders too, with "all"
+        the discriminators as well; the optimizers start afresh. UserError if that run's
+        networks or framing are not this run's."""
+        record, path = run_record.read_checked(model_dir)
+        ours = self.record.settings() if self.record else None
+        for setting, wanted in (("model", dataclasses.asdict(self.config.model)),
+                                ("framing", ours["framing"] if ours else None)):
+            found = record.settings()[setting]
+            if wanted is not None and found != wanted:
+                name, theirs, mine = run_record.differences(found, wanted)[0]
+                raise UserError(f"--init_from={model_dir}: its {name} is {theirs}, this run's {mine}: "
+                                "warm starts need the same networks and framing")
+        networks = {"encoder": self.encoder}
+        if parts in ("generator", "all"):
+            networks.update({f"decoder_{side}": self.decoders[side] for side in SIDES})
+        if parts == "all":
+            networks.update({f"discriminator_{side}": self.discriminators[side] for side in SIDES})
+        try:
+            tf.train.Checkpoint(**networks).restore(path).expect_partial().assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            raise UserError(f"{path}: cannot start from it ({brief(error)})") from None
+        step = checkpoints.step_of(path)
+        log.write(f"warm start: {', '.join(networks)} from {path} (step {step})\n")
+        return {"from": os.path.abspath(path), "step": step, "parts": sorted(networks)}
+
     def weights_finite(self) -> bool:
         """Whether every floating-point variable a checkpoint holds (the networks' weights and
         the optimizers' slots) is finite: a finite loss can still come with a non-finite
@@ -358,9 +390,15 @@ def run(config: TrainConfig, log=sys.stderr, replay_flags: str | None = None) ->
     trainer = GanTrainer(config, record=record)
     start = trainer.restore(log)
     _sweep(trainer, log)
+    warm = None
+    if start == 0 and config.init_from:
+        warm = trainer.warm_start(config.init_from, config.init_parts, log)
+    elif start and os.path.exists(run_record.path_of(config.model_dir)):
+        warm = run_record.read(config.model_dir).warm_start  # kept from the run's first start
     if trainer.chief:
         try:
-            run_record.write(config.model_dir, dataclasses.replace(record, runtime=trainer.runtime))
+            run_record.write(config.model_dir, dataclasses.replace(record, runtime=trainer.runtime,
+                                                                   warm_start=warm))
             if replay_flags is not None:
                 files.write_atomic(os.path.join(config.model_dir, "flags.txt"), replay_flags)
         except OSError as error:

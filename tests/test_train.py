@@ -254,7 +254,7 @@ def test_precision_and_xla_choices():
         dataclasses.replace(trainer.TrainConfig("m", data.DataConfig("a", "b")), xla="maybe")
 
 
-@pytest.mark.parametrize("name", ["smoke", "demo", "gan64", "gan128"])
+@pytest.mark.parametrize("name", ["smoke", "demo", "gan64", "gan128", "pretrain"])
 def test_every_flagfile_resolves_to_a_valid_config(name):
     from absl import flags as absl_flags
 
@@ -367,3 +367,25 @@ def test_profile_steps_flag(value, expected):
             assert train.config_from_flags().profile_steps == expected
     finally:
         absl_flags.FLAGS.unparse_flags()
+
+
+def test_a_warm_start_takes_another_runs_networks_and_refuses_other_ones(face_dirs, smoke_model, tmp_path):
+    base = trainer.GanTrainer(tiny_config(face_dirs, smoke_model))
+    assert base.restore() == 6
+    config = tiny_config(face_dirs, tmp_path / "new", init_from=smoke_model, steps=1)
+    fresh = trainer.GanTrainer(config, record=trainer.record_of(config))
+    done = fresh.warm_start(smoke_model, "generator", io.StringIO())
+    assert done["step"] == 6 and done["parts"] == ["decoder_a", "decoder_b", "encoder"]
+    for ours, theirs in ((fresh.encoder, base.encoder), (fresh.decoders["b"], base.decoders["b"])):
+        for a, b in zip(ours.weights, theirs.weights, strict=True):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    ours, theirs = fresh.discriminators["a"].weights[0], base.discriminators["a"].weights[0]
+    assert not np.array_equal(ours.numpy(), theirs.numpy())  # D starts afresh with "generator"
+    # Through run(): the record says where the weights began, and a resume keeps saying it.
+    trainer.run(config, log=io.StringIO())
+    assert run_record.read(str(tmp_path / "new")).warm_start["step"] == 6
+    trainer.run(dataclasses.replace(config, steps=2), log=io.StringIO())
+    assert run_record.read(str(tmp_path / "new")).warm_start["from"].endswith("ckpt-6")
+    wider = tiny_config(face_dirs, tmp_path / "wider", model=models.ModelConfig(width=0.25, code_size=64))
+    with pytest.raises(trainer.UserError, match="its width is 0.125, this run's 0.25"):
+        trainer.GanTrainer(wider, record=trainer.record_of(wider)).warm_start(smoke_model, "encoder")
