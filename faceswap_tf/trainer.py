@@ -269,8 +269,7 @@ class GanTrainer:
         variables = [v for network in (self.encoder, *self.decoders.values(), *self.discriminators.values())
                      for v in network.variables]
         variables += list(self.g_optimizer.variables) + list(self.d_optimizer.variables)
-        checks = [tf.reduce_all(tf.math.is_finite(v)) for v in variables if tf.as_dtype(v.dtype).is_floating]
-        return bool(tf.reduce_all(tf.stack(checks)))
+        return all_finite(variables)
 
     # --- the step ---------------------------------------------------------------------
 
@@ -431,7 +430,7 @@ def _train(trainer: GanTrainer, faces: dict, start: int, record, log) -> dict:
     if config.max_minutes and isinstance(trainer.strategy, tf.distribute.MultiWorkerMirroredStrategy):
         raise UserError("--max_minutes: workers would stop at different steps; on several machines, "
                         "give --steps")
-    stop = _StopSignal()
+    stop = StopSignal()
     logged, step = {}, start
     window_start, images = time.perf_counter(), 0
     run_start = window_start
@@ -476,7 +475,7 @@ def _train(trainer: GanTrainer, faces: dict, start: int, record, log) -> dict:
                 window_start += time.perf_counter() - pause  # img/s counts training only
                 paused += time.perf_counter() - pause
             if step % config.save_every == 0 or last or stop.requested:
-                _save(trainer, step)
+                save_checkpoint(trainer, step)
             if stop.requested:
                 log.write(f"stopped by signal at step {step}; checkpoint saved\n")
                 break
@@ -519,9 +518,16 @@ def _cluster_failure(trainer: GanTrainer, error: Exception) -> UserError:
                      f"from {latest or 'step 0'}")
 
 
-def _save(trainer: GanTrainer, step: int) -> None:
-    """Saves a checkpoint of `step`, unless a weight is NaN or Inf: a finite loss can come with
-    a non-finite gradient, and such weights must never reach a checkpoint. A save that fails
+def all_finite(variables) -> bool:
+    """Whether every floating-point variable of `variables` is finite."""
+    checks = [tf.reduce_all(tf.math.is_finite(v)) for v in variables if tf.as_dtype(v.dtype).is_floating]
+    return bool(tf.reduce_all(tf.stack(checks)))
+
+
+def save_checkpoint(trainer, step: int) -> None:
+    """Saves a checkpoint of `step` (a GanTrainer's, or any trainer's with `config.model_dir`,
+    `manager`, `checkpoint_dir` and `weights_finite()`: the detector's too), unless a weight is
+    NaN or Inf: a finite loss can come with a non-finite gradient, and such weights must never reach a checkpoint. A save that fails
     (a full disk) leaves the previous checkpoints as they were, and no `_temp` folder."""
     model_dir = trainer.config.model_dir
     kept = trainer.manager.latest_checkpoint or "none"
@@ -639,7 +645,7 @@ class _StepProfiler:
                            "(TensorBoard's Profile tab)\n")
 
 
-class _StopSignal:
+class StopSignal:
     """SIGINT and SIGTERM ask the loop to save a checkpoint and stop, instead of killing it."""
 
     def __init__(self):

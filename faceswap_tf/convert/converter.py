@@ -91,6 +91,7 @@ class FaceJob:
     crop: np.ndarray  # uint8 [S, S, 3]
     swapped: np.ndarray | None = None
     mask: np.ndarray | None = None  # [S, S] float32
+    blend_mask: np.ndarray | None = None  # [S, S] float32: the weights the face was pasted with
 
 
 @dataclasses.dataclass
@@ -151,7 +152,7 @@ class Blender:
     def __call__(self, job: FrameJob) -> None:
         config = self.config
         for face in job.faces:
-            mask = blend.shape_mask(face.mask, config.erode, config.feather)
+            mask = face.blend_mask = blend.shape_mask(face.mask, config.erode, config.feather)
             coloured = blend.colour_transfer(face.swapped, face.crop, mask, config.colour)
             blend.paste(job.frame, coloured, mask, face.matrix, config.blend)
         if config.watermark:
@@ -296,7 +297,9 @@ class _Pipeline:
             thread.join(timeout=10)
 
 
-def convert_video(config: ConvertConfig, backend, log=sys.stderr) -> RunSummary:
+def convert_video(config: ConvertConfig, backend, log=sys.stderr, on_frame=None) -> RunSummary:
+    """Converts the video; `on_frame(original, job)`, if given, sees each frame as decoded and
+    its job once blended (the detect stage's labelled fakes: crops, matrices, blend weights)."""
     info = media.probe_video(config.input)
     fps = info.fps or 25.0
     first = int(round((config.start or 0.0) * fps))
@@ -378,7 +381,10 @@ def convert_video(config: ConvertConfig, backend, log=sys.stderr) -> RunSummary:
     try:
         while (job := pipeline.get(swapped_q)) is not pipeline.DONE:
             start = time.perf_counter()
+            original = job.frame.copy() if on_frame else None
             blender(job)
+            if on_frame:
+                on_frame(original, job)
             middle = time.perf_counter()
             writer.write(job.frame)
             timings["blend"] += middle - start
