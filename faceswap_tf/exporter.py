@@ -21,7 +21,7 @@ import time
 import keras
 import tensorflow as tf
 
-from faceswap_tf import files, framing, models, run_record, runtime
+from faceswap_tf import checkpoints, files, framing, models, run_record, runtime
 from faceswap_tf.errors import UserError, brief
 from faceswap_tf.faces import align
 from faceswap_tf.signatures import ASSET_NAME, DIRECTIONS, SwapperMetadata
@@ -77,20 +77,7 @@ class Swapper(tf.Module):
         return self.framing.tf_blend(faces, out["rgb"], out["mask"])
 
     def _swap_image_bytes(self, image_bytes):
-        size = self.framing.crop_size
-
-        def decode(encoded):
-            image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-            check = tf.debugging.assert_equal(
-                tf.shape(image)[:2], tf.constant([size, size]),
-                message=f"image_bytes: every image must be a {size}x{size} aligned face crop")
-            with tf.control_dependencies([check]):
-                return tf.identity(image)
-
-        # Spatial size left open here, so that the check above is what reports a wrong size.
-        faces = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
-        faces = tf.ensure_shape(faces, [None, size, size, 3])
-        out = self._swap(faces)
+        out = self._swap(decode_crops(image_bytes, self.framing.crop_size))
         mask = framing.to_uint8(out["mask"] * 255.0)
 
         def png(image):  # zlib level 1: lossless still, and several times faster than the default
@@ -104,6 +91,23 @@ class Swapper(tf.Module):
     def _metadata(self, request):
         del request
         return {"json": tf.constant(self._metadata_json)}
+
+
+def decode_crops(image_bytes, size: int):
+    """string [N] of PNG or JPEG S x S crops -> uint8 [N, S, S, 3], in the graph; an image of
+    another size fails the call with a message saying so."""
+
+    def decode(encoded):
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        check = tf.debugging.assert_equal(
+            tf.shape(image)[:2], tf.constant([size, size]),
+            message=f"image_bytes: every image must be a {size}x{size} aligned face crop")
+        with tf.control_dependencies([check]):
+            return tf.identity(image)
+
+    # Spatial size left open here, so that the check above is what reports a wrong size.
+    faces = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+    return tf.ensure_shape(faces, [None, size, size, 3])
 
 
 def build_swapper(model_dir: str | None, direction: str, mixed_precision: str = "off",
@@ -165,7 +169,7 @@ def export(config: ExportConfig, log=None) -> str:
     _, latest = run_record.read_checked(config.model_dir, log or sys.stderr)  # fail before anything is written
     policy = runtime.resolve_precision(config.mixed_precision)
     if config.reuse:
-        step = int(latest.rsplit("-", 1)[1])
+        step = checkpoints.step_of(latest)
         for version in reversed(versions(base)):
             try:
                 with open(os.path.join(base, str(version), "assets", ASSET_NAME)) as handle:
@@ -177,37 +181,54 @@ def export(config: ExportConfig, log=None) -> str:
                 if log is not None:
                     log.write(f"{os.path.join(base, str(version))} already holds step {step}\n")
                 return os.path.join(base, str(version))
+    made = {}
+
+    def build(partial: str):
+        swapper, made["metadata"] = build_swapper(
+            config.model_dir, config.direction, config.mixed_precision,
+            asset_path=os.path.join(partial, ASSET_NAME), provenance=provenance(config.name, config.model_dir))
+        return swapper, swapper.signatures(), made["metadata"].step
+
+    path = save_version(config.export_dir, config.name, config.version, build)
+    if log is not None:
+        log.write(f"exported {config.direction} of {config.model_dir} (step {made['metadata'].step}) "
+                  f"to {path}\n")
+    return path
+
+
+def provenance(name: str, model_dir: str) -> dict:
+    """The provenance fields of an exported model's metadata."""
+    return {"model_name": name, "model_dir": os.path.abspath(model_dir),
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def save_version(export_dir: str, name: str, wanted: int | None, build) -> str:
+    """Saves the module `build(partial)` returns as (module, signatures, step) to
+    export_dir/NAME/VERSION, written in a hidden temporary folder and renamed into place (so
+    TF Serving never sees a partial version), then rewrites models.config; returns the path.
+    `build` writes the metadata asset into `partial`."""
+    base = os.path.join(export_dir, name)
     files.make_folder(base, "--export_dir")
     _sweep_partials(base)
     # Not a number, so TF Serving skips it; named after this process, so a later export can
     # tell a dead one's leftovers from a live one's.
     partial = tempfile.mkdtemp(prefix=f"{PARTIAL}{os.getpid()}-", dir=base)
     try:
-        model_dir = os.path.abspath(config.model_dir)
-        swapper, metadata = build_swapper(
-            config.model_dir, config.direction, config.mixed_precision,
-            asset_path=os.path.join(partial, ASSET_NAME),
-            provenance={"model_name": config.name, "model_dir": model_dir,
-                        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-        )
+        module, signature_map, step = build(partial)
         saved = os.path.join(partial, "saved_model")
         try:
-            tf.saved_model.save(swapper, saved, signatures=swapper.signatures())
+            tf.saved_model.save(module, saved, signatures=signature_map)
         except (OSError, tf.errors.OpError) as error:
             raise UserError(f"{base}: cannot write the SavedModel ({brief(error)})") from None
-        version = _place(saved, base, config.version, metadata.step)
+        version = _place(saved, base, wanted, step)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     try:
-        write_models_config(config.export_dir)
+        write_models_config(export_dir)
     except OSError as error:
-        raise UserError(f"{os.path.join(config.export_dir, MODELS_CONFIG)}: cannot write it "
+        raise UserError(f"{os.path.join(export_dir, MODELS_CONFIG)}: cannot write it "
                         f"({error.strerror}); the version itself is in place") from None
-    path = os.path.join(base, str(version))
-    if log is not None:
-        log.write(f"exported {config.direction} of {config.model_dir} (step {metadata.step}) "
-                  f"to {path}\n")
-    return path
+    return os.path.join(base, str(version))
 
 
 def _sweep_partials(base: str) -> None:

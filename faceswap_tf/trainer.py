@@ -527,8 +527,9 @@ def all_finite(variables) -> bool:
 def save_checkpoint(trainer, step: int) -> None:
     """Saves a checkpoint of `step` (a GanTrainer's, or any trainer's with `config.model_dir`,
     `manager`, `checkpoint_dir` and `weights_finite()`: the detector's too), unless a weight is
-    NaN or Inf: a finite loss can come with a non-finite gradient, and such weights must never reach a checkpoint. A save that fails
-    (a full disk) leaves the previous checkpoints as they were, and no `_temp` folder."""
+    NaN or Inf: a finite loss can come with a non-finite gradient, and such weights must never
+    reach a checkpoint. A save that fails (a full disk) leaves the previous checkpoints as they
+    were, and no `_temp` folder."""
     model_dir = trainer.config.model_dir
     kept = trainer.manager.latest_checkpoint or "none"
     if not trainer.weights_finite():

@@ -60,9 +60,10 @@ def resolve_version(path: str) -> str:
 
 
 class LocalSavedModel:
-    """The SavedModel loaded into this process."""
+    """The SavedModel loaded into this process: a swapper, or with `contract` another kind of
+    exported model (`signatures.DETECTOR`), checked the same way."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, contract: signatures.Contract = signatures.SWAPPER):
         import tensorflow as tf
 
         self._tf = tf
@@ -72,18 +73,24 @@ class LocalSavedModel:
         except (OSError, ValueError, IndexError, RuntimeError, tf.errors.OpError) as error:
             # (a truncated variables file surfaces as an IndexError)
             raise UserError(f"{self.path}: not a loadable SavedModel ({brief(error)})") from None
-        signatures.check_signatures(signatures.of_loaded(self._model.signatures), self.path)
+        signatures.check_signatures(signatures.of_loaded(self._model.signatures), self.path, contract=contract)
         reaching_out = sorted(filter(_UNSAFE_OP.search, _ops(self._model.signatures)))
         if reaching_out:
             raise signatures.ContractError(
                 f"{self.path}: its signatures run {', '.join(reaching_out)}, which reach outside the model "
-                "(files, the console); a swapper needs none of them: not run (load only models you trust)")
+                f"(files, the console); a {contract.what} needs none of them: not run (load only models you "
+                "trust)")
         try:
             document = self._model.signatures["metadata"](request=tf.constant(0, tf.int32))["json"]
         except tf.errors.OpError as error:
             raise UserError(f"{self.path}: its metadata signature fails ({brief(error)})") from None
-        self.metadata = SwapperMetadata.from_json(document.numpy().decode(), self.path)
+        self.metadata = contract.metadata.from_json(document.numpy().decode(), self.path)
         self.description = f"{self.path} (local)"
+
+    def call(self, signature: str, **inputs) -> dict:
+        """One signature on numpy inputs; numpy outputs."""
+        out = self._model.signatures[signature](**{k: self._tf.constant(v) for k, v in inputs.items()})
+        return {key: value.numpy() for key, value in out.items()}
 
     def swap(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self._model.signatures["serving_default"](faces=self._tf.constant(faces, self._tf.uint8))

@@ -15,13 +15,15 @@ from absl import flags
 from faceswap_tf import app
 from faceswap_tf.detect import fakes
 
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "The dataset folder (created or extended).", required=True)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "The dataset folder (created or extended).",
+                                  required=True)
 _PAIRS = flags.DEFINE_list(
     "pairs", [], "Training runs' model_dirs: each converted both ways, on its own videos' held-out frames.")
 _SWAP = flags.DEFINE_multi_string(
     "swap", [], "MODEL:DIRECTION:VIDEO, repeatable: MODEL a model_dir or export/NAME[/VERSION]; a video the "
     "model trained on is converted from its first held-out frame, another video whole (a cross pair).")
-_CRFS = flags.DEFINE_list("crfs", ["23", "30", "35"], "H.264 CRF values of the re-encoded copies (empty: none).")
+_CRFS = flags.DEFINE_list("crfs", ["23", "30", "35"],
+                          "H.264 CRF values of the re-encoded copies (empty: none).")
 _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Frames converted per job, at most.")
 _EVERY_NTH = flags.DEFINE_integer("every_nth", 1, "Keep the faces of every Nth converted frame.")
 _MIN_FACE_SIZE = flags.DEFINE_integer("min_face_size", 80, "Smallest face to find, in frame pixels.")

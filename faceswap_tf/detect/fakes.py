@@ -105,7 +105,8 @@ def _swapper(model: str, direction: str, output_dir: str):
     """The local backend of `model` and the training run behind it (None if unknown). A
     model_dir is exported (once per step) into OUTPUT_DIR/models."""
     if os.path.exists(run_record.path_of(model)):
-        name = "".join(c if c.isalnum() or c in "_.-" else "_" for c in os.path.basename(os.path.abspath(model)))
+        stem = os.path.basename(os.path.abspath(model))
+        name = "".join(c if c.isalnum() or c in "_.-" else "_" for c in stem)
         path = exporter.export(exporter.ExportConfig(
             model, name, direction=direction, export_dir=os.path.join(output_dir, "models"), reuse=True))
         return backends.LocalSavedModel(path), os.path.abspath(model)
@@ -125,18 +126,20 @@ def _first_frame(model_dir: str | None, metadata, job: SwapJob) -> tuple[int, bo
     source, target = DIRECTIONS[metadata.direction]
     video_path = os.path.abspath(job.video)
     if video_path in record.faces[target].held_out_from:
-        raise UserError(f"--swap={job.model}:{job.direction}:{job.video}: that is the video of {metadata.target}, "
-                        f"whose face {job.direction} draws; give a video of {metadata.source} or another person")
+        raise UserError(f"--swap={job.model}:{job.direction}:{job.video}: that is the video of "
+                        f"{metadata.target}, whose face {job.direction} draws; give a video of "
+                        f"{metadata.source} or another person")
     held = record.faces[source].held_out_from.get(video_path)
     return (held, True) if held is not None else (0, False)
 
 
 def _job_name(backend, job: SwapJob, first: int, config: DatasetConfig) -> str:
     meta = backend.metadata
-    key = json.dumps([os.path.abspath(backend.path), meta.step, job.direction, os.path.abspath(job.video), first,
-                      config.max_frames, config.every_nth, list(config.crfs), config.min_face_size])
+    key = json.dumps([os.path.abspath(backend.path), meta.step, job.direction, os.path.abspath(job.video),
+                      first, config.max_frames, config.every_nth, list(config.crfs), config.min_face_size])
     stem = os.path.splitext(os.path.basename(job.video))[0]
-    return f"{meta.model_name or 'model'}-{meta.step}-{job.direction}-{stem}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+    return f"{meta.model_name or 'model'}-{meta.step}-{job.direction}-{stem}-{digest}"
 
 
 def _convert(config, backend, model_dir, job, name, first, held_out, log):
@@ -189,14 +192,16 @@ def _convert(config, backend, model_dir, job, name, first, held_out, log):
             writer.close()
         for crf in config.crfs:
             for kind in ("real", "fake"):
-                _recrop(os.path.join(scratch, f"{kind}_{crf}.mp4"), kept, crf, kind, framing, config.output_dir, crops)
+                _recrop(os.path.join(scratch, f"{kind}_{crf}.mp4"), kept, crf, kind, framing,
+                        config.output_dir, crops)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if not kept:
         raise UserError(f"{job.video}: no face found in the frames converted (from frame {first}); "
                         "nothing added to the dataset")
     entry = manifest_lib.Job(
-        model=os.path.abspath(backend.path), model_name=meta.model_name or "?", model_dir=model_dir, step=meta.step,
+        model=os.path.abspath(backend.path), model_name=meta.model_name or "?", model_dir=model_dir,
+        step=meta.step,
         direction=job.direction, source=os.path.splitext(os.path.basename(job.video))[0], target=meta.target,
         video=os.path.abspath(job.video), first_frame=first, held_out=held_out,
         framing=dataclasses.replace(framing, coverage=None, resolution=None), crfs=tuple(config.crfs),

@@ -123,7 +123,8 @@ def read(folder: str, missing_ok: bool = False) -> Manifest:
     except FileNotFoundError:
         if missing_ok:
             return Manifest()
-        raise UserError(f"{folder}: no {FILE_NAME}; build the dataset with faceswap_tf.detect.dataset") from None
+        raise UserError(f"{folder}: no {FILE_NAME}; build the dataset with faceswap_tf.detect.dataset") \
+            from None
     except (OSError, ValueError, RecursionError) as error:
         raise UserError(f"{path}: unreadable ({brief(error)})") from None
     return Manifest.from_json(document, path)

@@ -1,0 +1,75 @@
+"""Train and measure the deepfake detector on a dataset of labelled fakes.
+
+  python -m faceswap_tf.detect --flagfile=flags/detect.flags --data_dir=runs/detect/data \
+      --model_dir=runs/detect/model --test_identities=extra_man_hoodie,extra_man_glasses
+
+Resumes from the newest checkpoint in --model_dir; writes model_dir/report.json (frame AUC,
+EER, accuracy and false positives at the threshold chosen on validation, video AUC; for the
+people never trained on, uncompressed and per CRF) and model_dir/flags.txt.
+"""
+
+from absl import flags
+
+from faceswap_tf import app
+from faceswap_tf.detect import samples, trainer
+from faceswap_tf.detect.model import DetectorModelConfig
+
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "The dataset (faceswap_tf.detect.dataset's --output_dir).",
+                                required=True)
+_MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints, flags.txt, report.json, TensorBoard.",
+                                 required=True)
+_TEST_IDENTITIES = flags.DEFINE_list(
+    "test_identities", [], "People held out: their swaps and real faces are the test set, and nothing with "
+    "them in it is trained on. Names are video stems (identity_a, extra_man_hoodie).")
+_VALIDATION = flags.DEFINE_float("validation", 0.25,
+                                 "Last part of each training job's frames kept for validation.")
+_STEPS = flags.DEFINE_integer("steps", 2000, "Train until this step.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Faces per step, half real, half swapped.")
+_LEARNING_RATE = flags.DEFINE_float("learning_rate", 3e-4, "Adam learning rate.")
+_RESOLUTION = flags.DEFINE_integer("resolution", 128, "The detector's view of the crop, in pixels.")
+_COVERAGE = flags.DEFINE_float("coverage", 1.0, "Centre part of the aligned crop the detector sees.")
+_WIDTH = flags.DEFINE_integer("width", 32, "Filters of the first block (doubled per block).")
+_BLOCKS = flags.DEFINE_integer("blocks", 4, "Convolution blocks, each halving the side.")
+_MASK_HEAD = flags.DEFINE_boolean("mask_head", True, "A second head predicting the blend mask.")
+_MASK_WEIGHT = flags.DEFINE_float("mask_weight", 1.0, "Weight of the mask head's loss.")
+_JPEG = flags.DEFINE_float("jpeg", 0.5, "Probability of a JPEG recompression (quality 30-95) per face.")
+_BLUR = flags.DEFINE_float("blur", 0.3, "Probability of a Gaussian blur per face.")
+_RESIZE = flags.DEFINE_float("resize", 0.3, "Probability of a downscale and upscale per face.")
+_COLOUR = flags.DEFINE_float("colour", 0.8, "Probability of colour jitter per face.")
+_SAVE_EVERY = flags.DEFINE_integer("save_every", 250, "Checkpoint every N steps.")
+_LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Log and write TensorBoard scalars every N steps.")
+_EVAL_EVERY = flags.DEFINE_integer("eval_every", 250, "Validation AUC, ROC and worst faces every N steps.")
+_TRACK_FRAMES = flags.DEFINE_integer("track_frames", 30,
+                                     "Consecutive frames pooled into one video-level score.")
+_MAX_FALSE_POSITIVE = flags.DEFINE_float(
+    "max_false_positive", 0.01, "The threshold flags at most this share of the validation real faces.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the initial weights, batches and augmentation.")
+_RUN_EAGERLY = flags.DEFINE_boolean("run_eagerly", False, "Run the step eagerly (debugging).")
+
+
+def config_from_flags() -> trainer.DetectConfig:
+    return trainer.DetectConfig(
+        data_dir=_DATA_DIR.value, model_dir=_MODEL_DIR.value, test_identities=tuple(_TEST_IDENTITIES.value),
+        model=DetectorModelConfig(resolution=_RESOLUTION.value, coverage=_COVERAGE.value, width=_WIDTH.value,
+                                  blocks=_BLOCKS.value, mask_head=_MASK_HEAD.value),
+        augment=samples.AugmentConfig(jpeg=_JPEG.value, blur=_BLUR.value, resize=_RESIZE.value,
+                                      colour=_COLOUR.value),
+        validation=_VALIDATION.value, steps=_STEPS.value, batch_size=_BATCH_SIZE.value,
+        learning_rate=_LEARNING_RATE.value, mask_weight=_MASK_WEIGHT.value, save_every=_SAVE_EVERY.value,
+        log_every=_LOG_EVERY.value, eval_every=_EVAL_EVERY.value, seed=_SEED.value,
+        track_frames=_TRACK_FRAMES.value, max_false_positive=_MAX_FALSE_POSITIVE.value,
+        run_eagerly=_RUN_EAGERLY.value)
+
+
+def main(argv):
+    del argv
+    trainer.run(config_from_flags(), replay_flags=flags.FLAGS.flags_into_string())
+
+
+def run():
+    """Console entry point `faceswap-detect`."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

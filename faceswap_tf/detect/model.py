@@ -1,0 +1,61 @@
+"""The detector network: a Keras functional classifier of aligned face crops, trained from
+scratch, with an optional second head that predicts the blend mask (where a face was
+replaced). The mask head makes the network look at the blend boundary and the face against
+its surroundings, which other tools' swaps share, rather than at one generator's texture."""
+
+import dataclasses
+
+import keras
+from keras import layers
+
+from faceswap_tf.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorModelConfig:
+    resolution: int = 128  # the view's side in pixels
+    coverage: float = 1.0  # of the aligned crop: all of it, the blend boundary and the frame around the face
+    width: int = 32  # filters of the first block, doubled per block
+    blocks: int = 4  # each halves the side
+    mask_head: bool = True
+
+    def __post_init__(self):
+        if self.resolution % (2 ** self.blocks) or self.resolution < 2 ** (self.blocks + 1):
+            raise UserError(f"--resolution={self.resolution}: must be a multiple of {2 ** self.blocks} "
+                            f"(2 to the power of --blocks={self.blocks}), and at least twice that")
+        if self.width < 4:
+            raise UserError(f"--width={self.width}: must be at least 4")
+        if self.blocks < 2:
+            raise UserError(f"--blocks={self.blocks}: must be at least 2")
+
+    @property
+    def mask_side(self) -> int:
+        return self.resolution // 4
+
+
+def _block(x, filters: int, name: str):
+    # Group normalisation: the same in training and at inference, where batch statistics of a
+    # short run (or of one face served alone) would not be.
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.GroupNormalization(min(8, filters), name=f"{name}_norm")(x)
+    x = layers.ReLU(name=f"{name}_relu")(x)
+    x = layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False, name=f"{name}_down")(x)
+    x = layers.GroupNormalization(min(8, filters), name=f"{name}_down_norm")(x)
+    return layers.ReLU(name=f"{name}_down_relu")(x)
+
+
+def build_detector(cfg: DetectorModelConfig) -> keras.Model:
+    """faces float32 [N, R, R, 3] in [0, 1] -> {"logit": [N, 1], "mask": [N, R/4, R/4, 1] logits}."""
+    faces = keras.Input((cfg.resolution, cfg.resolution, 3), name="faces")  # (R, R, 3)
+    x = layers.Rescaling(2.0, offset=-1.0, name="to_signed")(faces)
+    outputs = {}
+    for i in range(cfg.blocks):
+        x = _block(x, cfg.width * 2 ** i, f"block{i}")  # (R / 2^(i+1), R / 2^(i+1), width * 2^i)
+        if i == 1 and cfg.mask_head:
+            m = layers.Conv2D(cfg.width, 3, padding="same", activation="relu", name="mask_conv")(x)
+            outputs["mask"] = layers.Conv2D(1, 1, dtype="float32", name="mask")(m)  # (R/4, R/4, 1)
+    pooled = layers.Concatenate(name="pooled")([layers.GlobalAveragePooling2D(name="gap")(x),
+                                                layers.GlobalMaxPooling2D(name="gmp")(x)])
+    pooled = layers.Dropout(0.3, name="dropout")(pooled)
+    outputs["logit"] = layers.Dense(1, dtype="float32", name="logit")(pooled)  # (1,)
+    return keras.Model(faces, outputs, name="detector")

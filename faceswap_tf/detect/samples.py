@@ -1,0 +1,184 @@
+"""The detector's faces: the dataset's crops as labelled samples, split by identity, augmented.
+
+Every face of the manifest gives a real sample (the original crop: its person, `source`) and
+a fake one (the swapped crop: `source` and `target`), and the same two again per re-encoded
+CRF. The split is by identity: `test_identities` names the people held out; a sample is a
+test sample when every person in it is one of them, a training sample when none is, and is
+dropped otherwise (a swap of a test person into a training person's frame belongs to
+neither). So no test pair appears in training in any role, and no real face of a test person
+either. Validation is the last `validation` fraction of each training job's frames (later
+frames, not random ones, so that near-identical neighbours do not leak).
+
+A track is a run of `track_frames` consecutive frames of one job, kind and compression: the
+unit of the video-level scores.
+"""
+
+import dataclasses
+import os
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from faceswap_tf.detect import manifest as manifest_lib
+from faceswap_tf.errors import UserError
+from faceswap_tf.framing import Framing
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    path: str
+    label: int  # 1: swapped
+    mask: str | None  # the blend weights of a fake
+    people: frozenset
+    job: str
+    frame: int
+    crf: int | None  # None: not re-encoded
+
+    @property
+    def track(self) -> tuple:
+        return (self.job, self.label, self.crf)
+
+
+def samples_of(folder: str, found: manifest_lib.Manifest) -> list[Sample]:
+    out = []
+    for face in found.faces:
+        job = found.jobs[face.job]
+        people = {0: frozenset([job.source]), 1: frozenset([job.source, job.target])}
+        variants = [(None, {"real": face.real, "fake": face.fake})]
+        variants += [(int(crf), paths) for crf, paths in sorted(face.crf.items())]
+        for crf, paths in variants:
+            for label, kind in ((0, "real"), (1, "fake")):
+                out.append(Sample(os.path.join(folder, paths[kind]), label,
+                                  os.path.join(folder, face.mask) if label else None,
+                                  people[label], face.job, face.frame, crf))
+    return out
+
+
+@dataclasses.dataclass
+class Split:
+    train: list[Sample]
+    validation: list[Sample]
+    test: list[Sample]
+
+
+def split(samples: list[Sample], test_identities: frozenset, validation: float) -> Split:
+    """The identity split (module docstring); UserError if a part ends up without both labels."""
+    known = frozenset().union(*(s.people for s in samples)) if samples else frozenset()
+    unknown = test_identities - known
+    if unknown:
+        raise UserError(f"--test_identities: {', '.join(sorted(unknown))} not in the dataset "
+                        f"(it holds {', '.join(sorted(known))})")
+    test = [s for s in samples if s.people <= test_identities]
+    pool = [s for s in samples if not s.people & test_identities]
+    frames = {}
+    for s in pool:
+        frames.setdefault(s.job, set()).add(s.frame)
+    cut = {job: sorted(f)[int(len(f) * (1.0 - validation))] if validation else max(f) + 1
+           for job, f in frames.items()}
+    parts = Split([s for s in pool if s.frame < cut[s.job]], [s for s in pool if s.frame >= cut[s.job]], test)
+    for name in ("train", "validation", "test"):
+        labels = {s.label for s in getattr(parts, name)}
+        if labels != {0, 1}:
+            raise UserError(f"--test_identities={','.join(sorted(test_identities))}: the {name} faces hold "
+                            f"{'no' if not labels else 'only ' + ('real' if 0 in labels else 'swapped')} faces "
+                            "of both kinds; choose test people whose swaps and real faces are in the dataset, "
+                            "and others for training")
+    return parts
+
+
+def load(samples: list[Sample], framing: Framing) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images uint8 [N, R, R, 3], labels float32 [N], masks float32 [N, R, R, 1]) at the
+    detector's view of the crops, mapped as the exported detector maps them (`tf_to_view`,
+    bilinear in the graph): a detector of fine detail must see in training the pixels it is
+    served, not an area-averaged version of them."""
+    images, masks = [], []
+    for start in range(0, len(samples), 64):
+        crops = np.stack([_read(s.path, cv2.IMREAD_COLOR) for s in samples[start:start + 64]])
+        view = (framing.tf_to_view(tf.constant(crops)).numpy() + 1.0) * 127.5
+        images.extend(np.clip(np.round(view), 0, 255).astype(np.uint8))
+    for sample in samples:
+        if sample.mask:
+            masks.append(framing.to_view(_read(sample.mask, cv2.IMREAD_GRAYSCALE)).astype(np.float32) / 255.0)
+        else:
+            masks.append(np.zeros((framing.resolution,) * 2, np.float32))
+    labels = np.array([s.label for s in samples], np.float32)
+    return np.stack(images), labels, np.stack(masks)[..., None]
+
+
+def _read(path: str, flags: int) -> np.ndarray:
+    image = cv2.imread(path, flags)
+    if image is None:
+        raise UserError(f"{path}: missing or unreadable crop (the dataset is damaged; build it again)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image.ndim == 3 else image
+
+
+# --- augmentation -------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Each applied to real and fake faces alike, so none of them marks a label."""
+
+    jpeg: float = 0.5  # probability of a JPEG recompression, quality 30..95
+    blur: float = 0.3  # of a Gaussian blur, sigma 0.3..1.5 view pixels
+    resize: float = 0.3  # of a downscale to 40..90% and back up
+    colour: float = 0.8  # of brightness, contrast, saturation and hue jitter
+    flip: float = 0.5
+
+
+def augment(image, mask, config: AugmentConfig):
+    """One uint8 [R, R, 3] image and its float mask [R, R, 1] -> float32 image in [0, 1] and
+    mask, the geometry applied to both (stacked), the rest to the image."""
+    image = tf.image.convert_image_dtype(image, tf.float32)
+    both = tf.concat([image, mask], axis=-1)
+    both = tf.cond(tf.random.uniform([]) < config.flip, lambda: tf.image.flip_left_right(both), lambda: both)
+    image, mask = both[..., :3], both[..., 3:]
+    size = tf.shape(image)[:2]
+
+    def maybe(probability, transform, x):
+        return tf.cond(tf.random.uniform([]) < probability, lambda: transform(x), lambda: x)
+
+    def colour(x):
+        x = tf.image.random_brightness(x, 0.1)
+        x = tf.image.random_contrast(x, 0.8, 1.2)
+        x = tf.image.random_saturation(x, 0.8, 1.2)
+        return tf.clip_by_value(tf.image.random_hue(x, 0.03), 0.0, 1.0)
+
+    def resize(x):
+        scale = tf.random.uniform([], 0.4, 0.9)
+        small = tf.cast(tf.cast(size, tf.float32) * scale, tf.int32)
+        return tf.image.resize(tf.image.resize(x, small, antialias=True), size)
+
+    def blur(x):
+        sigma = tf.random.uniform([], 0.3, 1.5)
+        taps = tf.exp(-0.5 * tf.square(tf.range(-3.0, 4.0) / sigma))
+        taps /= tf.reduce_sum(taps)
+        kernel = tf.tile((taps[:, None] * taps[None, :])[:, :, None, None], [1, 1, 3, 1])
+        return tf.nn.depthwise_conv2d(x[None], kernel, [1, 1, 1, 1], "SAME")[0]
+
+    def jpeg(x):
+        quality = tf.random.uniform([], 30, 96, tf.int32)
+        return tf.image.adjust_jpeg_quality(x, quality)
+
+    image = maybe(config.colour, colour, image)
+    image = maybe(config.resize, resize, image)
+    image = maybe(config.blur, blur, image)
+    image = maybe(config.jpeg, jpeg, image)
+    return tf.ensure_shape(image, [None, None, 3]), mask
+
+
+def dataset(images, labels, masks, batch_size: int, config: AugmentConfig, seed: int, start: int):
+    """Endless shuffled, augmented, balanced batches: half real, half swapped faces."""
+    streams = []
+    for label in (0.0, 1.0):
+        pick = labels == label
+        part = tf.data.Dataset.from_tensor_slices((images[pick], labels[pick], masks[pick]))
+        streams.append(part.shuffle(int(pick.sum()), seed=seed + start, reshuffle_each_iteration=True).repeat())
+    mixed = tf.data.Dataset.sample_from_datasets(streams, seed=seed + start)
+    mixed = mixed.map(lambda x, y, m: _augmented(x, y, m, config), num_parallel_calls=tf.data.AUTOTUNE)
+    return mixed.batch(batch_size, drop_remainder=True).prefetch(2)
+
+
+def _augmented(image, label, mask, config):
+    image, mask = augment(image, mask, config)
+    return image, label, mask

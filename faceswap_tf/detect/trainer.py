@@ -1,0 +1,310 @@
+"""Training and measuring the detector, with the run management of the swapper's training.
+
+One `tf.train.Checkpoint` (network, optimizer, step and the run's settings) managed by a
+CheckpointManager; a run resumes from the newest readable checkpoint, refuses one of other
+settings, never saves NaN weights (`trainer.save_checkpoint`), saves and stops on SIGINT or
+SIGTERM. TensorBoard: `model_dir/train` (losses, images/s) and `model_dir/eval` (validation
+AUC, the ROC curve, the most confidently wrong faces). At the end the threshold is chosen on
+the validation faces (at most `max_false_positive` of their real faces flagged) and the test
+faces (people never seen in training) are measured: `model_dir/report.json`.
+"""
+
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from faceswap_tf import checkpoints, files, run_record
+from faceswap_tf import trainer as gan_trainer
+from faceswap_tf.detect import manifest as manifest_lib
+from faceswap_tf.detect import samples as samples_lib
+from faceswap_tf.detect import scores
+from faceswap_tf.detect.model import DetectorModelConfig, build_detector
+from faceswap_tf.errors import UserError, brief
+from faceswap_tf.framing import Framing
+from faceswap_tf.progress import clock
+
+RECORD_FORMAT = "faceswap_tf.detector_run"
+REPORT = "report.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectConfig:
+    data_dir: str
+    model_dir: str
+    test_identities: tuple[str, ...]
+    model: DetectorModelConfig = dataclasses.field(default_factory=DetectorModelConfig)
+    augment: samples_lib.AugmentConfig = dataclasses.field(default_factory=samples_lib.AugmentConfig)
+    validation: float = 0.25
+    steps: int = 2000
+    batch_size: int = 32
+    learning_rate: float = 3e-4
+    mask_weight: float = 1.0  # 0 turns the mask head's loss off
+    save_every: int = 250
+    log_every: int = 50
+    eval_every: int = 250
+    keep_checkpoints: int = 3
+    seed: int = 0
+    track_frames: int = 30  # frames pooled into one video-level score
+    max_false_positive: float = 0.01  # of the validation real faces, at the chosen threshold
+    run_eagerly: bool = False
+
+    def __post_init__(self):
+        if not self.test_identities:
+            raise UserError("--test_identities: name the people held out for testing")
+        for name in ("steps", "batch_size", "save_every", "log_every", "keep_checkpoints", "track_frames"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name}={getattr(self, name)}: must be at least 1")
+        if self.eval_every < 0:
+            raise UserError(f"--eval_every={self.eval_every}: must be 0 (only at the end) or more")
+        if not 0 < self.validation < 1:
+            raise UserError(f"--validation={self.validation}: must be in (0, 1)")
+        if not 0 <= self.max_false_positive < 1:
+            raise UserError(f"--max_false_positive={self.max_false_positive}: must be in [0, 1)")
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorRecord:
+    """`model_dir/config.json` of a detector run; `settings()` is what its checkpoints mean."""
+
+    model: DetectorModelConfig
+    framing: Framing
+    test_identities: tuple[str, ...]
+    validation: float
+    data_dir: str
+
+    def settings(self) -> dict:
+        return {"model": dataclasses.asdict(self.model), "framing": self.framing.to_json(),
+                "test_identities": sorted(self.test_identities), "validation": self.validation}
+
+    def to_json(self) -> dict:
+        return {"format": RECORD_FORMAT, **self.settings(), "data_dir": self.data_dir}
+
+
+def framing_of(found: manifest_lib.Manifest, model: DetectorModelConfig, where: str) -> Framing:
+    crops = {job.framing for job in found.jobs.values()}
+    if len(crops) != 1:
+        raise UserError(f"{where}: crops of several framings ({len(crops)}); one detector sees one framing")
+    return crops.pop().with_view(model.coverage, model.resolution)
+
+
+class DetectorTrainer:
+    def __init__(self, config: DetectConfig, record: DetectorRecord):
+        self.config, self.record = config, record
+        tf.keras.utils.set_random_seed(config.seed)
+        self.model = build_detector(config.model)
+        self.optimizer = gan_trainer.FusedAdam(config.learning_rate, name="optimizer")
+        self.optimizer.build(self.model.trainable_variables)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self._tracked = dict(detector=self.model, optimizer=self.optimizer, step=self.step,
+                             run_settings=run_record.settings_variable(record))
+        self.checkpoint = tf.train.Checkpoint(**self._tracked)
+        self.checkpoint_dir = config.model_dir
+        self._manager = None
+        self.train_step = self._train_step if config.run_eagerly else tf.function(self._train_step)
+        self.predict = tf.function(self._predict)
+
+    @property
+    def manager(self) -> tf.train.CheckpointManager:
+        if self._manager is None:
+            self._manager = tf.train.CheckpointManager(
+                self.checkpoint, self.checkpoint_dir, max_to_keep=self.config.keep_checkpoints,
+                step_counter=self.step)
+        return self._manager
+
+    def weights_finite(self) -> bool:
+        return gan_trainer.all_finite(list(self.model.variables) + list(self.optimizer.variables))
+
+    def restore(self, log=sys.stderr) -> int:
+        """As GanTrainer.restore: the newest readable, finite checkpoint of these settings."""
+        model_dir = self.config.model_dir
+        restored = None
+        for path in checkpoints.readable(model_dir, log):
+            run_record.check_matches_checkpoint(
+                self.record.settings(), path, model_dir,
+                "resume with the checkpoint's settings, or use another --model_dir")
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (AssertionError, ValueError, tf.errors.OpError) as error:
+                raise UserError(f"{path}: does not hold this detector ({brief(error)}); use another "
+                                "--model_dir") from None
+            if self.weights_finite():
+                restored = path
+                break
+            log.write(f"warning: {path}: holds NaN or Inf weights; trying the one before\n")
+        if restored:
+            checkpoints.write_index(model_dir, restored)
+        else:
+            checkpoints.drop_broken_index(model_dir)
+        self._manager = None
+        return int(self.step.numpy())
+
+    def _train_step(self, images, labels, masks):
+        with tf.GradientTape() as tape:
+            out = self.model(images, training=True)
+            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels[:, None], out["logit"]))
+            values = {"loss/classifier": loss}
+            if "mask" in out and self.config.mask_weight:
+                target = tf.image.resize(masks, tf.shape(out["mask"])[1:3], method="area")
+                mask_loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(target, out["mask"]))
+                values["loss/mask"] = mask_loss
+                loss += self.config.mask_weight * mask_loss
+        grads = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply(grads, self.model.trainable_variables)
+        self.step.assign_add(1)
+        values["loss/total"] = loss
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in values.values()])
+        return values, finite
+
+    def _predict(self, images):
+        return tf.sigmoid(self.model(images, training=False)["logit"][:, 0])
+
+    def probabilities(self, images: np.ndarray, batch: int = 64) -> np.ndarray:
+        """uint8 [N, R, R, 3] views -> fake probabilities [N]."""
+        out = [self.predict(tf.constant(images[i:i + batch], tf.float32) / 255.0).numpy()
+               for i in range(0, len(images), batch)]
+        return np.concatenate(out) if out else np.zeros([0], np.float32)
+
+
+@dataclasses.dataclass
+class _Part:
+    samples: list
+    images: np.ndarray
+    labels: np.ndarray
+    masks: np.ndarray
+
+
+def run(config: DetectConfig, log=sys.stderr, replay_flags: str | None = None) -> dict:
+    """Trains until config.steps (resuming), then measures; returns the report."""
+    files.check_folder(config.model_dir, "--model_dir")
+    found = manifest_lib.read(config.data_dir)
+    framing = framing_of(found, config.model, manifest_lib.path_of(config.data_dir))
+    record = DetectorRecord(config.model, framing, tuple(sorted(config.test_identities)), config.validation,
+                            os.path.abspath(config.data_dir))
+    parts = samples_lib.split(samples_lib.samples_of(config.data_dir, found), frozenset(config.test_identities),
+                              config.validation)
+    loaded = {name: _Part(s, *samples_lib.load(s, framing))
+              for name, s in (("train", parts.train), ("validation", parts.validation), ("test", parts.test))}
+    files.make_folder(config.model_dir, "--model_dir")
+    trainer = DetectorTrainer(config, record)
+    start = trainer.restore(log)
+    left = checkpoints.sweep_temporary(config.model_dir)
+    if left:
+        log.write(f"note: {config.model_dir}: removed {', '.join(left)}, left by a save that did not finish\n")
+    files.write_atomic(run_record.path_of(config.model_dir), json.dumps(record.to_json(), indent=1) + "\n")
+    if replay_flags is not None:
+        files.write_atomic(os.path.join(config.model_dir, "flags.txt"), replay_flags)
+    log.write(f"detector from step {start} to {config.steps}: {len(parts.train)} training faces, "
+              f"{len(parts.validation)} validation, {len(parts.test)} test (people never trained on: "
+              f"{', '.join(record.test_identities)})\n")
+    if start < config.steps:
+        _train(trainer, loaded, start, log)
+    else:
+        log.write(f"{config.model_dir}: already at step {start} of {config.steps}\n")
+    report = measure(trainer, loaded, config)
+    files.write_atomic(os.path.join(config.model_dir, REPORT), json.dumps(report, indent=1) + "\n")
+    for line in report_lines(report):
+        log.write(line + "\n")
+    return report
+
+
+def _train(trainer: DetectorTrainer, loaded: dict, start: int, log) -> None:
+    config = trainer.config
+    train = loaded["train"]
+    stream = iter(samples_lib.dataset(train.images, train.labels, train.masks, config.batch_size,
+                                      config.augment, config.seed, start))
+    writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
+    evaluation = tf.summary.create_file_writer(os.path.join(config.model_dir, "eval"))
+    step, images, window = start, 0, time.perf_counter()
+    began = window
+    with writer.as_default(), gan_trainer.StopSignal() as stop:
+        while step < config.steps:
+            batch_images, batch_labels, batch_masks = next(stream)
+            values, finite = trainer.train_step(batch_images, batch_labels, batch_masks)
+            step += 1
+            images += config.batch_size
+            last = step == config.steps
+            if not bool(finite):
+                raise gan_trainer.TrainingDiverged(
+                    f"{config.model_dir}: a loss became NaN or Inf at step {step}; the last good checkpoint "
+                    "is kept: lower --learning_rate")
+            if step % config.log_every == 0 or last:
+                now = time.perf_counter()
+                rate = images / (now - window)
+                for name, value in values.items():
+                    tf.summary.scalar(name, float(value), step=step)
+                tf.summary.scalar("images_per_second", rate, step=step)
+                eta = (config.steps - step) * (now - began) / (step - start)
+                log.write(f"step {step}/{config.steps}  loss {float(values['loss/total']):.4f}  "
+                          f"{rate:.1f} img/s  ETA {clock(eta)}\n")
+                window, images = now, 0
+            if config.eval_every and (step % config.eval_every == 0 or last):
+                _write_eval(trainer, loaded["validation"], evaluation, step)
+            if step % config.save_every == 0 or last or stop.requested:
+                gan_trainer.save_checkpoint(trainer, step)
+            if stop.requested:
+                log.write(f"stopped by signal at step {step}; checkpoint saved\n")
+                break
+    writer.flush()
+
+
+def _write_eval(trainer: DetectorTrainer, part: _Part, writer, step: int) -> None:
+    """Validation AUC, the ROC curve and the most confidently wrong faces (also preview.png)."""
+    probabilities = trainer.probabilities(part.images)
+    wrong = np.argsort(-np.abs(probabilities - part.labels))[:8]
+    grid = np.concatenate([_labelled(part.images[i], part.labels[i], probabilities[i]) for i in wrong], axis=1)
+    with writer.as_default():
+        tf.summary.scalar("validation/frame_auc", scores.auc(probabilities, part.labels), step=step)
+        tf.summary.image("validation/roc", scores.roc_image(probabilities, part.labels)[None], step=step)
+        tf.summary.image("validation/most_confidently_wrong", grid[None], step=step)
+    writer.flush()
+    ok, png = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    files.write_atomic(os.path.join(trainer.config.model_dir, "preview.png"), png.tobytes())
+
+
+def _labelled(image: np.ndarray, label: float, probability: float) -> np.ndarray:
+    image = cv2.resize(image, (128, 128), interpolation=cv2.INTER_LINEAR).copy()
+    text = f"{'FAKE' if label else 'real'} p={probability:.2f}"
+    cv2.rectangle(image, (0, 0), (128, 14), (0, 0, 0), -1)
+    cv2.putText(image, text, (2, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
+    return image
+
+
+def measure(trainer: DetectorTrainer, loaded: dict, config: DetectConfig) -> dict:
+    """The threshold from validation, then every group of test faces: uncompressed swaps of
+    unseen pairs, the same per CRF, and the real faces alone (false positives)."""
+    validation = loaded["validation"]
+    val_scores = trainer.probabilities(validation.images)
+    threshold = scores.threshold_for(val_scores[validation.labels == 0], config.max_false_positive)
+    groups = {"validation": (validation, val_scores)}
+    test = loaded["test"]
+    test_scores = trainer.probabilities(test.images)
+    crfs = sorted({s.crf for s in test.samples if s.crf is not None})
+    report = {"step": int(trainer.step.numpy()), "threshold": threshold,
+              "test_identities": list(config.test_identities), "groups": {}}
+    for name, wanted in [("unseen_pairs", None)] + [(f"unseen_pairs_crf{crf}", crf) for crf in crfs]:
+        pick = np.array([s.crf == wanted for s in test.samples])
+        groups[name] = (_Part([s for s, p in zip(test.samples, pick, strict=True) if p], test.images[pick],
+                              test.labels[pick], test.masks[pick]), test_scores[pick])
+    for name, (part, probabilities) in groups.items():
+        tracks = [(*s.track, s.frame // config.track_frames) for s in part.samples]
+        report["groups"][name] = scores.summary(probabilities, part.labels, tracks, threshold)
+    return report
+
+
+def report_lines(report: dict) -> list[str]:
+    lines = [f"threshold {report['threshold']:.4f} (chosen on validation); test people: "
+             f"{', '.join(report['test_identities'])}",
+             f"{'group':<22} {'faces':>6} {'frame AUC':>9} {'EER':>6} {'acc':>6} {'FP real':>8} "
+             f"{'video AUC':>9}"]
+    for name, g in report["groups"].items():
+        def f(value, spec=".3f"):
+            return "-" if value is None or value != value else format(value, spec)
+        lines.append(f"{name:<22} {g['faces']:>6} {f(g['frame_auc']):>9} {f(g['eer']):>6} "
+                     f"{f(g['accuracy']):>6} {f(g['false_positive_rate']):>8} {f(g['video_auc']):>9}")
+    return lines
