@@ -213,4 +213,5 @@ def check_signatures(found: dict, where: str, required=None, contract: Contract 
         got_inputs, got_outputs = found[name]
         if dict(got_inputs) != inputs or set(got_outputs) != outputs:
             raise ContractError(f"{where}: signature {name} takes {dict(got_inputs)} and gives "
-                                f"{sorted(got_outputs)}; expected {inputs} -> {sorted(outputs)}")
+                                f"{sorted(got_outputs)}; expected {inputs} -> {sorted(outputs)}: "
+                                f"not a faceswap_tf {contract.what}")

@@ -1,15 +1,21 @@
 """The detect stage on smoke-sized data: labelled fakes from the smoke swapper, a detector
 trained on some identities and measured on others, its export, and the scoring tool."""
 
+import base64
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 
 import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import data_path, run_module
+from tests.conftest import ROOT, data_path, run_module
 
 MAX_FRAMES = 16
 
@@ -45,19 +51,28 @@ def test_the_dataset_holds_aligned_real_and_fake_crops_masks_and_provenance(dete
     assert len(found.jobs) == 4
     record = run_record.read(smoke_model)
     by_source = {job.source: job for job in found.jobs.values()}
-    assert by_source["identity_a"].first_frame == record.faces["a"].held_out_from[os.path.abspath(clips["identity_a"])]
+    held_out_from = record.faces["a"].held_out_from[os.path.abspath(clips["identity_a"])]
+    assert by_source["identity_a"].first_frame == held_out_from
     assert by_source["identity_a"].held_out and not by_source["extra_man_hoodie"].held_out
-    assert by_source["extra_man_hoodie"].target == "identity_b" and by_source["extra_man_glasses"].target == "identity_a"
+    assert by_source["extra_man_hoodie"].target == "identity_b"
+    assert by_source["extra_man_glasses"].target == "identity_a"
     assert all(job.step == 6 and job.crfs == (35,) for job in found.jobs.values())
     per_job = {name: sum(face.job == name for face in found.faces) for name in found.jobs}
     assert all(MAX_FRAMES // 2 <= count <= MAX_FRAMES for count in per_job.values()), per_job
+    from faceswap_tf import media
+
     for face in found.faces[::7]:
         job = found.jobs[face.job]
         assert face.frame >= job.first_frame
         real, fake = (cv2.imread(os.path.join(folder, getattr(face, k))) for k in ("real", "fake"))
         mask = cv2.imread(os.path.join(folder, face.mask), cv2.IMREAD_GRAYSCALE)
         assert real.shape == fake.shape == (256, 256, 3) and mask.shape == (256, 256)
-        inside, outside = mask > 100, mask == 0  # the 6-step mask is about 0.5 inside the view
+        # Where the crop reaches past the frame's edge it mirrors the frame, swapped face and all.
+        info = media.probe_video(job.video)
+        ones = np.ones((info.height, info.width), np.uint8)
+        in_frame = cv2.warpAffine(ones, np.array(face.matrix), (256, 256), flags=cv2.INTER_NEAREST,
+                                  borderValue=0) == 1
+        inside, outside = mask > 100, (mask == 0) & in_frame  # the 6-step mask is about 0.5 inside the view
         assert inside.mean() > 0.05 and outside.mean() > 0.05
         diff = np.abs(real.astype(int) - fake.astype(int)).mean(axis=2)
         # The swap changed the face where the mask says, and left the rest alone (up to resampling).
@@ -69,14 +84,277 @@ def test_the_dataset_holds_aligned_real_and_fake_crops_masks_and_provenance(dete
     assert video.read_metadata(swapped).get("synthetic_media") == "true"
 
 
-def test_a_rerun_adds_only_what_is_missing_and_a_killed_run_leaves_a_valid_manifest(detect_data, smoke_model):
+def test_a_rerun_adds_only_what_is_missing_and_a_failed_job_leaves_the_manifest_whole(detect_data, tmp_path):
     from faceswap_tf.detect import fakes, manifest
+    from faceswap_tf.errors import UserError
 
     folder, jobs, _ = detect_data
     before = open(manifest.path_of(folder)).read()
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
     log = io.StringIO()
-    fakes.build(fakes.DatasetConfig(folder, tuple(jobs), crfs=(35,), max_frames=MAX_FRAMES, min_face_size=160),
-                log=log)
+    with pytest.raises(UserError, match="broken.mp4"):
+        fakes.build(fakes.DatasetConfig(folder, (*jobs, fakes.SwapJob(jobs[0].model, "a_to_b", str(broken))),
+                                        crfs=(35,), max_frames=MAX_FRAMES, min_face_size=160), log=log)
     assert log.getvalue().count("already in the dataset") == 4
     assert open(manifest.path_of(folder)).read() == before
     assert not [name for name in os.listdir(folder) if name.startswith(".")]
+
+
+TEST_PEOPLE = ("extra_man_hoodie", "identity_b")
+
+
+@pytest.fixture(scope="module")
+def detector(detect_data, tmp_path_factory):
+    """The smoke detector trained by the command, tested on the hoodie man and identity_b: it
+    trains on glasses->identity_a swaps and real faces of glasses and identity_a only."""
+    folder, _, _ = detect_data
+    model_dir = str(tmp_path_factory.mktemp("detector"))
+    done = run_module("faceswap_tf.detect", "--flagfile=flags/detect_smoke.flags", f"--data_dir={folder}",
+                      f"--model_dir={model_dir}", f"--test_identities={','.join(TEST_PEOPLE)}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(os.path.join(model_dir, "report.json")) as handle:
+        return model_dir, json.load(handle), done.stderr
+
+
+def test_the_split_keeps_test_people_out_of_training_in_every_role(detect_data):
+    from faceswap_tf.detect import manifest, samples
+
+    folder, _, _ = detect_data
+    every = samples.samples_of(folder, manifest.read(folder))
+    parts = samples.split(every, frozenset(TEST_PEOPLE), 0.25)
+    assert all(not s.people & set(TEST_PEOPLE) for s in parts.train + parts.validation)
+    assert all(s.people <= set(TEST_PEOPLE) for s in parts.test)
+    trained = frozenset().union(*(s.people for s in parts.train))
+    assert trained == {"identity_a", "extra_man_glasses"}
+    # The test set holds swaps of an unseen pair, and real faces of both its people.
+    assert {s.people for s in parts.test} == {frozenset(TEST_PEOPLE), frozenset(["extra_man_hoodie"]),
+                                              frozenset(["identity_b"])}
+    # Validation frames come after the training frames of the same job.
+    for job in {s.job for s in parts.validation}:
+        assert max(s.frame for s in parts.train if s.job == job) < min(s.frame for s in parts.validation
+                                                                          if s.job == job)
+
+
+def test_the_detector_separates_swaps_of_people_it_never_saw(detector):
+    model_dir, report, log = detector
+    assert "detector from step 0 to 80" in log
+    groups = report["groups"]
+    unseen, compressed = groups["unseen_pairs"], groups["unseen_pairs_crf35"]
+    assert unseen["faces"] >= 40 and unseen["fakes"] >= 12 and unseen["tracks"] >= 6
+    assert unseen["frame_auc"] >= 0.95, groups
+    assert unseen["video_auc"] >= 0.95, groups
+    assert compressed["frame_auc"] >= 0.9, groups
+    assert groups["validation"]["frame_auc"] >= 0.95
+    for name in ("flags.txt", "config.json", "preview.png", "checkpoint", "ckpt-80.index"):
+        assert os.path.exists(os.path.join(model_dir, name)), name
+    for board in ("train", "eval"):
+        assert any(f.startswith("events.") for f in os.listdir(os.path.join(model_dir, board)))
+
+
+@pytest.fixture(scope="module")
+def detector_export(detector, tmp_path_factory):
+    from faceswap_tf.detect import exporter
+
+    model_dir, _, _ = detector
+    export_dir = str(tmp_path_factory.mktemp("export"))
+    return exporter.export(exporter.DetectorExportConfig(model_dir, "detector", export_dir), log=io.StringIO())
+
+
+def _crops_of(folder, faces, kind, crf=None):
+    paths = [getattr(f, kind) if crf is None else f.crf[str(crf)][kind] for f in faces]
+    return np.stack([cv2.cvtColor(cv2.imread(os.path.join(folder, p)), cv2.COLOR_BGR2RGB) for p in paths])
+
+
+def test_the_shortcuts_identity_and_compression_do_not_decide(detect_data, detector_export):
+    """A real face of a person whose face the training swaps drew (identity_a) scores below
+    swaps into a face trained on as real (identity_a's frames, B's face); compressed real
+    faces score below uncompressed swaps and uncompressed real faces below compressed swaps."""
+    from faceswap_tf.detect import manifest, scorer
+    from faceswap_tf.detect.scores import auc
+
+    folder, _, _ = detect_data
+    found = manifest.read(folder)
+    client = scorer.DetectorClient(detector_export)
+    by_source = {job.source: name for name, job in found.jobs.items()}
+    faces_of = {source: [f for f in found.faces if f.job == name] for source, name in by_source.items()}
+
+    def scores(source, kind, crf=None):
+        return client.probabilities(list(_crops_of(folder, faces_of[source], kind, crf)))
+
+    def separation(fakes, reals):
+        return auc(np.concatenate([fakes, reals]), np.r_[np.ones(len(fakes)), np.zeros(len(reals))])
+
+    real_a = scores("identity_a", "real")
+    swaps_into_a = scores("identity_a", "fake")  # identity_a's frames with identity_b's face
+    assert separation(swaps_into_a, real_a) >= 0.9
+    real_b = scores("identity_b", "real")
+    assert separation(scores("extra_man_hoodie", "fake"), real_b) >= 0.9
+    hoodie = {kind: {crf: scores("extra_man_hoodie", kind, crf) for crf in (None, 35)}
+              for kind in ("real", "fake")}
+    assert separation(hoodie["fake"][None], hoodie["real"][35]) >= 0.9
+    assert separation(hoodie["fake"][35], hoodie["real"][None]) >= 0.9
+
+
+TF_ONLY_CLIENT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+path, faces_npy, out_npz = sys.argv[1:4]
+model = tf.saved_model.load(path)
+faces = np.load(faces_npy)
+out = model.signatures["serving_default"](faces=tf.constant(faces))
+pngs = [tf.io.encode_png(face).numpy() for face in faces]
+encoded = model.signatures["score_image_bytes"](image_bytes=tf.constant(pngs))
+meta = model.signatures["metadata"](request=tf.constant(0))["json"].numpy().decode()
+np.savez(out_npz, probability=out["probability"].numpy(), mask=out["mask"].numpy(),
+         png_probability=encoded["probability"].numpy(), metadata=np.array(meta))
+assert not any(name.startswith("faceswap_tf") for name in sys.modules), "imported faceswap_tf"
+"""
+
+
+def test_tensorflow_alone_serves_the_detector_and_the_rest_protocol_answers_alike(
+        detect_data, detector, detector_export, tmp_path):
+    from faceswap_tf import signatures
+    from faceswap_tf.detect import manifest, samples, trainer
+    from tests.tf_serving_protocol import ProtocolServer
+
+    folder, _, _ = detect_data
+    found = manifest.read(folder)
+    faces = found.faces[::9][:6]
+    crops = np.concatenate([_crops_of(folder, faces, "real"), _crops_of(folder, faces, "fake")])
+    np.save(tmp_path / "faces.npy", crops)
+    done = subprocess.run([sys.executable, "-c", TF_ONLY_CLIENT, detector_export, str(tmp_path / "faces.npy"),
+                           str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = np.load(tmp_path / "out.npz")
+    metadata = signatures.DetectorMetadata.from_json(str(out["metadata"]), "metadata")
+    assert metadata.step == 80 and metadata.test_identities == list(TEST_PEOPLE)
+    assert set(metadata.trained_on) == {"identity_a", "extra_man_glasses"}
+    assert out["probability"].shape == (len(crops),) and out["mask"].shape == (len(crops), 16, 16, 1)
+    np.testing.assert_allclose(out["png_probability"], out["probability"], atol=1e-6)
+
+    # The reference: the trained Keras network restored by the trainer, on training's view of the crops.
+    model_dir, report, _ = detector
+    assert metadata.threshold == report["threshold"]
+    record = json.load(open(os.path.join(model_dir, "config.json")))
+    from faceswap_tf.detect.model import DetectorModelConfig
+    from faceswap_tf.framing import Framing
+
+    config = trainer.DetectConfig(folder, model_dir, TEST_PEOPLE, model=DetectorModelConfig(**record["model"]),
+                                  validation=record["validation"])
+    framing = Framing.from_json(record["framing"], "record")
+    reference = trainer.DetectorTrainer(config, trainer.DetectorRecord(
+        config.model, framing, TEST_PEOPLE, config.validation, folder))
+    assert reference.restore(io.StringIO()) == 80
+    paths = [os.path.join(folder, f.real) for f in faces] + [os.path.join(folder, f.fake) for f in faces]
+    views, _, _ = samples.load([samples.Sample(p, 0, None, frozenset(), "j", 0, None) for p in paths], framing)
+    np.testing.assert_allclose(out["probability"], reference.probabilities(views), atol=1e-4)
+
+    version = int(os.path.basename(detector_export))
+    with ProtocolServer({"detector": {version: detector_export}}) as server:
+        base = f"{server.url}/v1/models/detector"
+        answer = json.load(urllib.request.urlopen(base + "/metadata", timeout=30))
+        signatures.check_signatures(signatures.of_serving_metadata(answer), base, contract=signatures.DETECTOR)
+        with pytest.raises(signatures.ContractError, match="not a faceswap_tf swapper"):
+            signatures.check_signatures({}, base)
+        instances = [{"b64": base64.b64encode(cv2.imencode(".png", cv2.cvtColor(c, cv2.COLOR_RGB2BGR))[1]
+                                              .tobytes()).decode()} for c in crops]
+        body = json.dumps({"signature_name": "score_image_bytes", "instances": instances}).encode()
+        request = urllib.request.Request(base + ":predict", method="POST", data=body,
+                                         headers={"Content-Type": "application/json"})
+        predictions = json.load(urllib.request.urlopen(request, timeout=60))["predictions"]
+        np.testing.assert_allclose(np.array(predictions, np.float32).reshape(-1), out["probability"], atol=1e-6)
+
+
+def test_the_scoring_tool_reports_faces_frames_and_the_video_and_labels_its_overlay(
+        detect_data, detector_export, tmp_path):
+    from faceswap_tf.convert import video
+    from faceswap_tf.detect import manifest
+
+    folder, _, _ = detect_data
+    found = manifest.read(folder)
+    job = next(j for j in found.jobs.values() if j.source == "extra_man_hoodie")
+    swapped = os.path.join(folder, job.swapped_video)
+    # The same pixels without the synthetic-media tags: the detector cannot read the label.
+    untagged = str(tmp_path / "untagged.mp4")
+    subprocess.run([video.imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", swapped, "-map_metadata", "-1",
+                    "-c", "copy", untagged], check=True)
+    assert video.read_metadata(untagged).get("synthetic_media") is None
+    reports = {}
+    for name, source in (("tagged", swapped), ("untagged", untagged)):
+        extra = ([f"--overlay={tmp_path / 'overlay.mp4'}", f"--plot={tmp_path / 'plot.png'}"]
+                 if name == "tagged" else [])
+        done = run_module("faceswap_tf.detect.score", f"--model={detector_export}", f"--input={source}",
+                          f"--report={tmp_path / name}.json", "--min_face_size=160", "--every_nth=2", *extra)
+        assert done.returncode == 0, done.stderr[-3000:]
+        reports[name] = json.load(open(tmp_path / f"{name}.json"))
+    result = reports["tagged"]["inputs"][0]
+    assert result["verdict"] == "swapped" and result["faces"] == result["frames"] == MAX_FRAMES // 2
+    assert [f["probability"] for f in reports["untagged"]["inputs"][0]["face_scores"]] == \
+        [f["probability"] for f in result["face_scores"]]
+    assert video.read_metadata(str(tmp_path / "overlay.mp4")).get("analysis_product") == "true"
+    assert cv2.imread(str(tmp_path / "plot.png")) is not None
+
+
+@pytest.mark.parametrize("case", ["no_face", "unreadable_video", "a_swapper"])
+def test_bad_inputs_to_the_scoring_tool_are_one_line(case, data_dir, smoke_export, detector_export, tmp_path):
+    model, source = detector_export, os.path.join(data_dir, "images", "bad", "dog.jpg")
+    if case == "unreadable_video":
+        source = str(tmp_path / "cut.mp4")
+        with open(source, "wb") as out:
+            out.write(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    if case == "a_swapper":
+        model = os.path.join(smoke_export, "smoke")
+        source = data_path(data_dir, "images", "faces", "biden2.jpg")
+    report = tmp_path / "report.json"
+    done = run_module("faceswap_tf.detect.score", f"--model={model}", f"--input={source}", f"--report={report}")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert {"no_face": "no face found", "unreadable_video": "cut.mp4",
+            "a_swapper": "not a faceswap_tf detector"}[case] in lines[0]
+    assert not report.exists()
+
+
+def test_bad_detector_settings_are_one_clear_error(detect_data, detector, smoke_model, tmp_path):
+    from faceswap_tf.detect import exporter, trainer
+    from faceswap_tf.detect.model import DetectorModelConfig
+    from faceswap_tf.errors import UserError
+
+    folder, _, _ = detect_data
+    model_dir, _, _ = detector
+    with pytest.raises(UserError, match="--test_identities: nobody not in the dataset"):
+        trainer.run(trainer.DetectConfig(folder, str(tmp_path / "m"), ("nobody",)), log=io.StringIO())
+    with pytest.raises(UserError, match="the train faces hold no faces"):
+        trainer.run(trainer.DetectConfig(folder, str(tmp_path / "m"), ("identity_a", "extra_man_glasses",
+                                                                        "extra_man_hoodie", "identity_b")),
+                    log=io.StringIO())
+    with pytest.raises(UserError, match="resolution is 32, but .* was trained with 64"):
+        trainer.run(trainer.DetectConfig(folder, model_dir, TEST_PEOPLE, model=DetectorModelConfig(
+            resolution=32, width=8, blocks=3)), log=io.StringIO())
+    with pytest.raises(UserError, match="not a detector run"):
+        exporter.export(exporter.DetectorExportConfig(smoke_model, export_dir=str(tmp_path)), log=io.StringIO())
+
+
+def test_a_killed_detector_resumes_from_its_last_checkpoint(detect_data, tmp_path):
+    folder, _, _ = detect_data
+    model_dir = tmp_path / "model"
+    args = [sys.executable, "-m", "faceswap_tf.detect", "--flagfile=flags/detect_smoke.flags",
+            f"--data_dir={folder}", f"--model_dir={model_dir}", f"--test_identities={','.join(TEST_PEOPLE)}",
+            "--save_every=10", "--eval_every=0", "--steps=100000"]
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while not (model_dir / "ckpt-20.index").exists() and time.time() < deadline and process.poll() is None:
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert (model_dir / "ckpt-20.index").exists()
+    saved = max(int(name[5:-6]) for name in os.listdir(model_dir) if name.startswith("ckpt-") and
+                name.endswith(".index"))
+    done = run_module("faceswap_tf.detect", *args[3:-1], f"--steps={saved + 10}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"detector from step {saved} to {saved + 10}" in done.stderr
+    assert (model_dir / f"ckpt-{saved + 10}.index").exists()
