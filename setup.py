@@ -36,6 +36,10 @@ setup(
             "faceswap-convert=faceswap_tf.convert.cli:run",
             "faceswap-coverage=faceswap_tf.coverage:run",
             "faceswap-evaluate=faceswap_tf.evaluate:run",
+            "faceswap-detect-data=faceswap_tf.detect.dataset:run",
+            "faceswap-detect=faceswap_tf.detect.__main__:run",
+            "faceswap-detect-export=faceswap_tf.detect.export:run",
+            "faceswap-detect-score=faceswap_tf.detect.score:run",
         ],
     },
 )

@@ -137,7 +137,10 @@ def test_the_split_keeps_test_people_out_of_training_in_every_role(detect_data):
 
 
 def test_the_detector_separates_swaps_of_people_it_never_saw(detector):
+    from faceswap_tf.detect.trainer import report_lines
+
     model_dir, report, log = detector
+    print("\n".join(report_lines(report)))
     assert "detector from step 0 to 80" in log
     groups = report["groups"]
     unseen, compressed = groups["unseen_pairs"], groups["unseen_pairs_crf35"]
@@ -270,7 +273,7 @@ def test_tensorflow_alone_serves_the_detector_and_the_rest_protocol_answers_alik
 def test_the_scoring_tool_reports_faces_frames_and_the_video_and_labels_its_overlay(
         detect_data, detector_export, tmp_path):
     from faceswap_tf.convert import video
-    from faceswap_tf.detect import manifest
+    from faceswap_tf.detect import manifest, scorer
 
     folder, _, _ = detect_data
     found = manifest.read(folder)
@@ -281,14 +284,15 @@ def test_the_scoring_tool_reports_faces_frames_and_the_video_and_labels_its_over
     subprocess.run([video.imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", swapped, "-map_metadata", "-1",
                     "-c", "copy", untagged], check=True)
     assert video.read_metadata(untagged).get("synthetic_media") is None
-    reports = {}
-    for name, source in (("tagged", swapped), ("untagged", untagged)):
-        extra = ([f"--overlay={tmp_path / 'overlay.mp4'}", f"--plot={tmp_path / 'plot.png'}"]
-                 if name == "tagged" else [])
-        done = run_module("faceswap_tf.detect.score", f"--model={detector_export}", f"--input={source}",
-                          f"--report={tmp_path / name}.json", "--min_face_size=160", "--every_nth=2", *extra)
-        assert done.returncode == 0, done.stderr[-3000:]
-        reports[name] = json.load(open(tmp_path / f"{name}.json"))
+    done = run_module("faceswap_tf.detect.score", f"--model={detector_export}", f"--input={swapped}",
+                      f"--report={tmp_path / 'tagged.json'}", "--min_face_size=160", "--every_nth=2",
+                      f"--overlay={tmp_path / 'overlay.mp4'}", f"--plot={tmp_path / 'plot.png'}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "swapped (score" in done.stderr
+    untagged_config = scorer.ScoreConfig(detector_export, untagged, str(tmp_path / "untagged.json"), every_nth=2,
+                                         min_face_size=160)
+    reports = {"tagged": json.load(open(tmp_path / "tagged.json")),
+               "untagged": scorer.run(untagged_config, log=io.StringIO())}
     result = reports["tagged"]["inputs"][0]
     assert result["verdict"] == "swapped" and result["faces"] == result["frames"] == MAX_FRAMES // 2
     assert [f["probability"] for f in reports["untagged"]["inputs"][0]["face_scores"]] == \
@@ -297,23 +301,23 @@ def test_the_scoring_tool_reports_faces_frames_and_the_video_and_labels_its_over
     assert cv2.imread(str(tmp_path / "plot.png")) is not None
 
 
-@pytest.mark.parametrize("case", ["no_face", "unreadable_video", "a_swapper"])
-def test_bad_inputs_to_the_scoring_tool_are_one_line(case, data_dir, smoke_export, detector_export, tmp_path):
-    model, source = detector_export, os.path.join(data_dir, "images", "bad", "dog.jpg")
-    if case == "unreadable_video":
-        source = str(tmp_path / "cut.mp4")
-        with open(source, "wb") as out:
-            out.write(b"\x00\x00\x00\x18ftypmp42 not really a video")
-    if case == "a_swapper":
-        model = os.path.join(smoke_export, "smoke")
-        source = data_path(data_dir, "images", "faces", "biden2.jpg")
+def test_bad_inputs_to_the_scoring_tool_are_one_line(data_dir, smoke_export, detector_export, tmp_path):
+    from faceswap_tf.detect import scorer
+    from faceswap_tf.errors import UserError
+
     report = tmp_path / "report.json"
-    done = run_module("faceswap_tf.detect.score", f"--model={model}", f"--input={source}", f"--report={report}")
+    done = run_module("faceswap_tf.detect.score", f"--model={detector_export}", f"--report={report}",
+                      f"--input={data_path(data_dir, 'images', 'bad', 'dog.jpg')}")
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    assert {"no_face": "no face found", "unreadable_video": "cut.mp4",
-            "a_swapper": "not a faceswap_tf detector"}[case] in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "no face found" in lines[0], done.stderr
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    face = data_path(data_dir, "images", "faces", "biden2.jpg")
+    for model, source, message in ((detector_export, str(cut), "cut.mp4: cannot read the video"),
+                                   (os.path.join(smoke_export, "smoke"), face, "not a faceswap_tf detector")):
+        with pytest.raises(UserError, match=message):
+            scorer.run(scorer.ScoreConfig(model, source, str(report)), log=io.StringIO())
     assert not report.exists()
 
 

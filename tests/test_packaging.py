@@ -9,7 +9,8 @@ import sysconfig
 from tests.conftest import ROOT, data_path
 
 ENTRY_POINTS = ("faceswap-extract", "faceswap-train", "faceswap-export", "faceswap-convert",
-                "faceswap-coverage", "faceswap-evaluate")
+                "faceswap-coverage", "faceswap-evaluate", "faceswap-detect-data", "faceswap-detect",
+                "faceswap-detect-export", "faceswap-detect-score")
 
 
 def run(*command, cwd, timeout=600):
