@@ -289,8 +289,8 @@ def test_the_scoring_tool_reports_faces_frames_and_the_video_and_labels_its_over
                       f"--overlay={tmp_path / 'overlay.mp4'}", f"--plot={tmp_path / 'plot.png'}")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "swapped (score" in done.stderr
-    untagged_config = scorer.ScoreConfig(detector_export, untagged, str(tmp_path / "untagged.json"), every_nth=2,
-                                         min_face_size=160)
+    untagged_config = scorer.ScoreConfig(detector_export, untagged, str(tmp_path / "untagged.json"),
+                                         every_nth=2, min_face_size=160)
     reports = {"tagged": json.load(open(tmp_path / "tagged.json")),
                "untagged": scorer.run(untagged_config, log=io.StringIO())}
     result = reports["tagged"]["inputs"][0]
