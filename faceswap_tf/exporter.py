@@ -51,26 +51,42 @@ class ExportConfig:
         runtime.check_choices(self.mixed_precision)
 
 
-class Swapper(tf.Module):
-    """The exported module: one direction of the trained pair (signatures: `signatures.py`)."""
+class ExportedModule(tf.Module):
+    """What every exported model (swapper, detector) holds: its metadata, as the asset
+    `faceswap_tf.json` and as the `metadata` signature, the framing of its input crops, and two
+    signatures of its own: `serving_default` on uint8 crops (`by_faces`) and one on encoded
+    images (`by_bytes`, named `bytes_signature`)."""
 
-    def __init__(self, encoder: keras.Model, decoder: keras.Model, metadata: SwapperMetadata, asset_path: str):
-        super().__init__(name="swapper")
-        self.encoder, self.decoder = encoder, decoder
+    def __init__(self, name: str, metadata, asset_path: str, by_faces, by_bytes, bytes_signature: str):
+        super().__init__(name=name)
         self.framing = metadata.framing
         self.metadata_asset = tf.saved_model.Asset(asset_path)
         self._metadata_json = metadata.to_json()
+        self.bytes_signature = bytes_signature
         size = self.framing.crop_size
-        self.swap = tf.function(self._swap, input_signature=[
+        self.by_faces = tf.function(by_faces, input_signature=[
             tf.TensorSpec([None, size, size, 3], tf.uint8, name="faces")])
-        self.swap_image_bytes = tf.function(self._swap_image_bytes, input_signature=[
+        self.by_bytes = tf.function(by_bytes, input_signature=[
             tf.TensorSpec([None], tf.string, name="image_bytes")])
         self.metadata = tf.function(self._metadata, input_signature=[
             tf.TensorSpec([], tf.int32, name="request")])
 
     def signatures(self) -> dict:
-        return {"serving_default": self.swap, "swap_image_bytes": self.swap_image_bytes,
+        return {"serving_default": self.by_faces, self.bytes_signature: self.by_bytes,
                 "metadata": self.metadata}
+
+    def _metadata(self, request):
+        del request
+        return {"json": tf.constant(self._metadata_json)}
+
+
+class Swapper(ExportedModule):
+    """The exported module: one direction of the trained pair (signatures: `signatures.py`)."""
+
+    def __init__(self, encoder: keras.Model, decoder: keras.Model, metadata: SwapperMetadata, asset_path: str):
+        super().__init__("swapper", metadata, asset_path, self._swap, self._swap_image_bytes,
+                         "swap_image_bytes")
+        self.encoder, self.decoder = encoder, decoder
 
     def _swap(self, faces):
         out = self.decoder(self.encoder(self.framing.tf_to_view(faces), training=False), training=False)
@@ -87,10 +103,6 @@ class Swapper(tf.Module):
             "swapped_bytes": tf.map_fn(png, out["swapped"], fn_output_signature=tf.string),
             "mask_bytes": tf.map_fn(png, mask, fn_output_signature=tf.string),
         }
-
-    def _metadata(self, request):
-        del request
-        return {"json": tf.constant(self._metadata_json)}
 
 
 def decode_crops(image_bytes, size: int):

@@ -200,19 +200,17 @@ def test_the_shortcuts_identity_and_compression_do_not_decide(detect_data, detec
 
 
 TF_ONLY_CLIENT = r"""
-import json, sys
+import sys
 import numpy as np
 import tensorflow as tf
-path, faces_npy, out_npz = sys.argv[1:4]
-model = tf.saved_model.load(path)
-faces = np.load(faces_npy)
-out = model.signatures["serving_default"](faces=tf.constant(faces))
-pngs = [tf.io.encode_png(face).numpy() for face in faces]
-encoded = model.signatures["score_image_bytes"](image_bytes=tf.constant(pngs))
-meta = model.signatures["metadata"](request=tf.constant(0))["json"].numpy().decode()
-np.savez(out_npz, probability=out["probability"].numpy(), mask=out["mask"].numpy(),
-         png_probability=encoded["probability"].numpy(), metadata=np.array(meta))
-assert not any(name.startswith("faceswap_tf") for name in sys.modules), "imported faceswap_tf"
+signatures = tf.saved_model.load(sys.argv[1]).signatures
+faces = tf.constant(np.load(sys.argv[2]))
+tensor = signatures["serving_default"](faces=faces)
+pngs = tf.map_fn(tf.io.encode_png, faces, fn_output_signature=tf.string)
+np.savez(sys.argv[3], probability=tensor["probability"], mask=tensor["mask"],
+         png_probability=signatures["score_image_bytes"](image_bytes=pngs)["probability"],
+         metadata=np.array(signatures["metadata"](request=tf.constant(0))["json"].numpy().decode()))
+assert not [name for name in sys.modules if name.startswith("faceswap_tf")], "imported faceswap_tf"
 """
 
 

@@ -24,26 +24,13 @@ from faceswap_tf.framing import Framing
 from faceswap_tf.signatures import ASSET_NAME, DetectorMetadata
 
 
-class Detector(tf.Module):
+class Detector(exporter.ExportedModule):
     """The exported module (signatures: `signatures.DETECTOR_SIGNATURES`)."""
 
     def __init__(self, network, metadata: DetectorMetadata, asset_path: str):
-        super().__init__(name="detector")
+        super().__init__("detector", metadata, asset_path, self._score, self._score_image_bytes,
+                         "score_image_bytes")
         self.network = network
-        self.framing = metadata.framing
-        self.metadata_asset = tf.saved_model.Asset(asset_path)
-        self._metadata_json = metadata.to_json()
-        size = self.framing.crop_size
-        self.score = tf.function(self._score, input_signature=[
-            tf.TensorSpec([None, size, size, 3], tf.uint8, name="faces")])
-        self.score_image_bytes = tf.function(self._score_image_bytes, input_signature=[
-            tf.TensorSpec([None], tf.string, name="image_bytes")])
-        self.metadata = tf.function(self._metadata, input_signature=[
-            tf.TensorSpec([], tf.int32, name="request")])
-
-    def signatures(self) -> dict:
-        return {"serving_default": self.score, "score_image_bytes": self.score_image_bytes,
-                "metadata": self.metadata}
 
     def _score(self, faces):
         # As training saw them: the view rounded to uint8 pixels (samples.load), in [0, 1].
@@ -60,10 +47,6 @@ class Detector(tf.Module):
     def _score_image_bytes(self, image_bytes):
         faces = exporter.decode_crops(image_bytes, self.framing.crop_size)
         return {"probability": self._score(faces)["probability"]}
-
-    def _metadata(self, request):
-        del request
-        return {"json": tf.constant(self._metadata_json)}
 
 
 @dataclasses.dataclass(frozen=True)
