@@ -101,6 +101,25 @@ def test_a_rerun_adds_only_what_is_missing_and_a_failed_job_leaves_the_manifest_
     assert not [name for name in os.listdir(folder) if name.startswith(".")]
 
 
+def test_a_video_without_faces_adds_nothing_and_is_one_line(detect_data, smoke_model, data_dir):
+    from faceswap_tf.detect import manifest
+
+    folder, _, _ = detect_data
+    before = open(manifest.path_of(folder)).read()
+    os.makedirs(os.path.join(folder, ".scratch-left-by-a-killed-run"))
+    crowd = data_path(data_dir, "clips", "no_faces_crowd.mp4")
+    done = run_module("faceswap_tf.detect.dataset", f"--output_dir={folder}", "--max_frames=8", "--crfs=35",
+                      f"--swap={smoke_model}:a_to_b:{crowd}")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "no_faces_crowd.mp4: no face found" in lines[-1], done.stderr
+    assert "Traceback" not in done.stderr
+    assert open(manifest.path_of(folder)).read() == before
+    assert not [name for name in os.listdir(folder) if name.startswith(".")]
+    assert not [name for name in os.listdir(os.path.join(folder, "videos")) if "no_faces_crowd" in name]
+    assert not [name for name in os.listdir(os.path.join(folder, "crops")) if "no_faces_crowd" in name]
+
+
 TEST_PEOPLE = ("extra_man_hoodie", "identity_b")
 
 
@@ -337,6 +356,42 @@ def test_bad_detector_settings_are_one_clear_error(detect_data, detector, smoke_
             resolution=32, width=8, blocks=3)), log=io.StringIO())
     with pytest.raises(UserError, match="not a detector run"):
         exporter.export(exporter.DetectorExportConfig(smoke_model, export_dir=str(tmp_path)), log=io.StringIO())
+    before = sorted(os.listdir(smoke_model))
+    record = open(os.path.join(smoke_model, "config.json")).read()
+    with pytest.raises(UserError, match="config.json: not a detector run"):
+        trainer.run(trainer.DetectConfig(folder, smoke_model, TEST_PEOPLE), log=io.StringIO())
+    assert sorted(os.listdir(smoke_model)) == before
+    assert open(os.path.join(smoke_model, "config.json")).read() == record
+
+
+def test_nan_never_reaches_a_checkpoint(detect_data, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from faceswap_tf import trainer as gan_trainer
+    from faceswap_tf.detect import trainer
+    from faceswap_tf.detect.model import DetectorModelConfig
+
+    folder, _, _ = detect_data
+    small = dict(model=DetectorModelConfig(resolution=32, width=4, blocks=2), batch_size=8, save_every=2,
+                 log_every=1, eval_every=0)
+    config = trainer.DetectConfig(folder, str(tmp_path / "loss"), TEST_PEOPLE, steps=5, run_eagerly=True,
+                                  **small)
+    real_step = trainer.DetectorTrainer._train_step
+
+    def poisoned(self, images, labels, masks):
+        values, finite = real_step(self, images, labels, masks)
+        return values, tf.logical_and(finite, self.step < 3)
+
+    monkeypatch.setattr(trainer.DetectorTrainer, "_train_step", poisoned)
+    with pytest.raises(gan_trainer.TrainingDiverged, match="NaN or Inf at step 3"):
+        trainer.run(config, log=io.StringIO())
+    assert sorted(n for n in os.listdir(tmp_path / "loss") if n.endswith(".index")) == ["ckpt-2.index"]
+    monkeypatch.setattr(trainer.DetectorTrainer, "_train_step", real_step)
+    monkeypatch.setattr(trainer.DetectorTrainer, "weights_finite", lambda self: False)
+    config = trainer.DetectConfig(folder, str(tmp_path / "weights"), TEST_PEOPLE, steps=5, **small)
+    with pytest.raises(gan_trainer.TrainingDiverged, match="weights became NaN or Inf by step 2"):
+        trainer.run(config, log=io.StringIO())
+    assert not [n for n in os.listdir(tmp_path / "weights") if n.startswith("ckpt-")]
 
 
 def test_a_killed_detector_resumes_from_its_last_checkpoint(detect_data, tmp_path):

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from faceswap_tf import checkpoints, exporter, run_record
 from faceswap_tf.detect.model import DetectorModelConfig, build_detector
-from faceswap_tf.detect.trainer import RECORD_FORMAT, REPORT
+from faceswap_tf.detect.trainer import REPORT, read_record
 from faceswap_tf.errors import UserError, brief
 from faceswap_tf.faces import align
 from faceswap_tf.framing import Framing
@@ -58,24 +58,6 @@ class DetectorExportConfig:
 
     def __post_init__(self):
         exporter.ExportConfig(self.model_dir, self.name, version=self.version)  # its checks of name, version
-
-
-def read_record(model_dir: str) -> dict:
-    """A detector run's config.json; UserError if it is missing or another kind of run's."""
-    path = run_record.path_of(model_dir)
-    try:
-        with open(path) as handle:
-            document = json.load(handle)
-    except FileNotFoundError:
-        raise UserError(f"{model_dir}: no {run_record.FILE_NAME}; is it a faceswap_tf.detect --model_dir?") \
-            from None
-    except (OSError, ValueError, RecursionError) as error:
-        raise UserError(f"{path}: unreadable ({brief(error)})") from None
-    if not isinstance(document, dict) or document.get("format") != RECORD_FORMAT:
-        found = document.get("format") if isinstance(document, dict) else type(document).__name__
-        raise UserError(f"{path}: not a detector run (format {found!r}); export a swapper with "
-                        "faceswap_tf.export")
-    return document
 
 
 def build(model_dir: str, asset_path: str, provenance: dict | None = None) -> tuple[Detector, DetectorMetadata]:

@@ -30,6 +30,8 @@ from faceswap_tf.errors import UserError
 from faceswap_tf.faces import detect
 from faceswap_tf.signatures import DIRECTIONS
 
+SCRATCH = ".scratch-"  # DATASET/.scratch-JOB: a job's re-encoded streams while it runs
+
 
 @dataclasses.dataclass(frozen=True)
 class SwapJob:
@@ -86,6 +88,9 @@ def build(config: DatasetConfig, log=sys.stderr) -> manifest_lib.Manifest:
             raise UserError(f"--swap: {job.video}: not a video")
     files.make_folder(config.output_dir, "--output_dir")
     found = manifest_lib.read(config.output_dir, missing_ok=True)
+    for name in os.listdir(config.output_dir):  # the scratch folders of runs that were killed
+        if name.startswith(SCRATCH):
+            shutil.rmtree(os.path.join(config.output_dir, name), ignore_errors=True)
     for job in config.jobs:
         backend, model_dir = _swapper(job.model, job.direction, config.output_dir)
         first, held_out = _first_frame(model_dir, backend.metadata, job)
@@ -106,7 +111,9 @@ def _swapper(model: str, direction: str, output_dir: str):
     model_dir is exported (once per step) into OUTPUT_DIR/models."""
     if os.path.exists(run_record.path_of(model)):
         stem = os.path.basename(os.path.abspath(model))
-        name = "".join(c if c.isalnum() or c in "_.-" else "_" for c in stem)
+        # Named after the folder and where it is: two runs' folders both called "model" differ.
+        where = hashlib.sha1(os.path.abspath(model).encode()).hexdigest()[:6]
+        name = "".join(c if c.isalnum() or c in "_.-" else "_" for c in stem) + f"-{where}"
         path = exporter.export(exporter.ExportConfig(
             model, name, direction=direction, export_dir=os.path.join(output_dir, "models"), reuse=True))
         return backends.LocalSavedModel(path), os.path.abspath(model)
@@ -145,10 +152,10 @@ def _job_name(backend, job: SwapJob, first: int, config: DatasetConfig) -> str:
 def _convert(config, backend, model_dir, job, name, first, held_out, log):
     info = media.probe_video(job.video)
     fps = info.fps or 25.0
-    end = None if config.max_frames is None else (first + config.max_frames - 0.5) / fps
+    end = None if config.max_frames is None else (first + config.max_frames) / fps
     videos = os.path.join(config.output_dir, "videos")
     crops = os.path.join(config.output_dir, "crops", name)
-    scratch = os.path.join(config.output_dir, f".scratch-{name}")
+    scratch = os.path.join(config.output_dir, f"{SCRATCH}{name}")
     for folder in (videos, crops):
         files.make_folder(folder, "--output_dir")
     shutil.rmtree(scratch, ignore_errors=True)
@@ -196,7 +203,9 @@ def _convert(config, backend, model_dir, job, name, first, held_out, log):
                         config.output_dir, crops)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    if not kept:
+    if not kept:  # the swapped video (the input re-encoded) is of no use: nothing is left
+        os.remove(convert.output)
+        shutil.rmtree(crops, ignore_errors=True)
         raise UserError(f"{job.video}: no face found in the frames converted (from frame {first}); "
                         "nothing added to the dataset")
     entry = manifest_lib.Job(

@@ -86,6 +86,24 @@ class DetectorRecord:
         return {"format": RECORD_FORMAT, **self.settings(), "data_dir": self.data_dir}
 
 
+def read_record(model_dir: str) -> dict:
+    """A detector run's config.json as written; UserError if it is missing or another kind of run's."""
+    path = run_record.path_of(model_dir)
+    try:
+        with open(path) as handle:
+            document = json.load(handle)
+    except FileNotFoundError:
+        raise UserError(f"{model_dir}: no {run_record.FILE_NAME}; is it a faceswap_tf.detect --model_dir?") \
+            from None
+    except (OSError, ValueError, RecursionError) as error:
+        raise UserError(f"{path}: unreadable ({brief(error)})") from None
+    if not isinstance(document, dict) or document.get("format") != RECORD_FORMAT:
+        found = document.get("format") if isinstance(document, dict) else type(document).__name__
+        raise UserError(f"{path}: not a detector run (format {found!r}): give the --model_dir of a "
+                        "faceswap_tf.detect run, or a new folder")
+    return document
+
+
 def framing_of(found: manifest_lib.Manifest, model: DetectorModelConfig, where: str) -> Framing:
     crops = {job.framing for job in found.jobs.values()}
     if len(crops) != 1:
@@ -182,6 +200,8 @@ class _Part:
 def run(config: DetectConfig, log=sys.stderr, replay_flags: str | None = None) -> dict:
     """Trains until config.steps (resuming), then measures; returns the report."""
     files.check_folder(config.model_dir, "--model_dir")
+    if os.path.exists(run_record.path_of(config.model_dir)):
+        read_record(config.model_dir)  # a swapper's run (or anything else) is not written over
     found = manifest_lib.read(config.data_dir)
     framing = framing_of(found, config.model, manifest_lib.path_of(config.data_dir))
     record = DetectorRecord(config.model, framing, tuple(sorted(config.test_identities)), config.validation,
