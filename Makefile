@@ -57,8 +57,9 @@ pretrain: $(BIN)/.installed
 # extra_man_hoodie/extra_man_glasses (a pair model trained here for DETECT_PAIR_MINUTES), and
 # cross pairs (the demo model's a_to_b swapping identity_b's face into clips/people men). The
 # held-out frames of each pair and the cross clips are converted (faceswap_tf.detect.dataset,
-# with CRF 23/30/35 copies); the detector trains on everything without the two men, and is
-# measured on the men's pair, a pair it never saw in any role (runs/detect/model/report.json);
+# with CRF 23/30/35 copies); the detector trains on everything without the two men (and
+# without man_blue_shirt, whose real faces help choose the threshold), and is measured on the
+# men's pair, a pair it never saw in any role (runs/detect/model/report.json);
 # it is exported as export/detector and scores the demo's swap and A's unmodified clip.
 DETECT_PAIR_MINUTES ?= 8
 CROSS ?= $(FACESWAP_DATA)/clips/people/newsreader_man.mp4 $(FACESWAP_DATA)/clips/people/man_blue_shirt.mp4
@@ -79,7 +80,8 @@ detect-demo: $(BIN)/.installed
 		--pairs=$(RUNS)/demo/model,$(RUNS)/detect/men --crfs=23,30,35 --max_frames=150 \
 		$(foreach clip,$(CROSS),--swap=$(RUNS)/demo/model:a_to_b:$(clip))
 	$(BIN)/python -m faceswap_tf.detect --flagfile=flags/detect.flags --data_dir=$(RUNS)/detect/data \
-		--model_dir=$(RUNS)/detect/model --test_identities=extra_man_hoodie,extra_man_glasses
+		--model_dir=$(RUNS)/detect/model --test_identities=extra_man_hoodie,extra_man_glasses \
+		--calibration_identities=man_blue_shirt
 	$(BIN)/python -m faceswap_tf.detect.export --model_dir=$(RUNS)/detect/model --name=detector
 	if [ -f $(RUNS)/demo/swapped_a.mp4 ]; then $(BIN)/python -m faceswap_tf.detect.score --model=export/detector \
 		--input=$(RUNS)/demo/swapped_a.mp4 --report=$(RUNS)/detect/swapped_a.json \

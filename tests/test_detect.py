@@ -155,6 +155,30 @@ def test_the_split_keeps_test_people_out_of_training_in_every_role(detect_data):
                                                                           if s.job == job)
 
 
+def test_calibration_people_are_kept_out_of_training_and_give_real_faces_only():
+    from faceswap_tf.detect import samples
+    from faceswap_tf.errors import UserError
+
+    def sample(label, people, frame, job):
+        return samples.Sample(f"{job}/{frame}", label, None, frozenset(people), job, frame, None)
+
+    jobs = {"ab": ("a", "b"), "ac": ("a", "c"), "cd": ("c", "d"), "ef": ("e", "f")}
+    every = [sample(label, people if label else people[:1], frame, job)
+             for job, people in jobs.items() for frame in range(8) for label in (0, 1)]
+    parts = samples.split(every, frozenset({"e", "f"}), 0.25, frozenset({"c"}))
+    kept = parts.train + parts.validation
+    assert all(s.people <= {"a", "b"} for s in kept)  # a's real faces from a->c too, but no swap with c
+    assert {s.job for s in kept if s.label} == {"ab"} and {s.job for s in kept} == {"ab", "ac"}
+    assert {s.job for s in parts.test} == {"ef"}
+    assert parts.calibration and all(s.label == 0 and s.people == {"c"} for s in parts.calibration)
+    assert {s.job for s in parts.calibration} == {"cd"}  # c's real faces, not a's from a->c
+    assert [s.frame for s in parts.validation if s.label] == [6, 7]
+    with pytest.raises(UserError, match="--calibration_identities: e also a test person"):
+        samples.split(every, frozenset({"e", "f"}), 0.25, frozenset({"e"}))
+    with pytest.raises(UserError, match="--calibration_identities: z not in the dataset"):
+        samples.split(every, frozenset({"e", "f"}), 0.25, frozenset({"z"}))
+
+
 def test_the_detector_separates_swaps_of_people_it_never_saw(detector):
     from faceswap_tf.detect.trainer import report_lines
 
@@ -347,7 +371,7 @@ def test_bad_detector_settings_are_one_clear_error(detect_data, detector, smoke_
     model_dir, _, _ = detector
     with pytest.raises(UserError, match="--test_identities: nobody not in the dataset"):
         trainer.run(trainer.DetectConfig(folder, str(tmp_path / "m"), ("nobody",)), log=io.StringIO())
-    with pytest.raises(UserError, match="the train faces hold no faces"):
+    with pytest.raises(UserError, match="the train set would hold none"):
         trainer.run(trainer.DetectConfig(folder, str(tmp_path / "m"), ("identity_a", "extra_man_glasses",
                                                                         "extra_man_hoodie", "identity_b")),
                     log=io.StringIO())

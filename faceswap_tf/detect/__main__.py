@@ -21,6 +21,9 @@ _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints, flags.txt, rep
 _TEST_IDENTITIES = flags.DEFINE_list(
     "test_identities", [], "People held out: their swaps and real faces are the test set, and nothing with "
     "them in it is trained on. Names are video stems (identity_a, extra_man_hoodie).")
+_CALIBRATION_IDENTITIES = flags.DEFINE_list(
+    "calibration_identities", [], "People kept out of training whose real faces join the validation real "
+    "faces in choosing the threshold (with --max_false_positive), so that it is set on strangers too.")
 _VALIDATION = flags.DEFINE_float("validation", 0.25,
                                  "Last part of each training job's frames kept for validation.")
 _STEPS = flags.DEFINE_integer("steps", 2000, "Train until this step.")
@@ -50,6 +53,7 @@ _RUN_EAGERLY = flags.DEFINE_boolean("run_eagerly", False, "Run the step eagerly 
 def config_from_flags() -> trainer.DetectConfig:
     return trainer.DetectConfig(
         data_dir=_DATA_DIR.value, model_dir=_MODEL_DIR.value, test_identities=tuple(_TEST_IDENTITIES.value),
+        calibration_identities=tuple(_CALIBRATION_IDENTITIES.value),
         model=DetectorModelConfig(resolution=_RESOLUTION.value, coverage=_COVERAGE.value, width=_WIDTH.value,
                                   blocks=_BLOCKS.value, mask_head=_MASK_HEAD.value),
         augment=samples.AugmentConfig(jpeg=_JPEG.value, blur=_BLUR.value, resize=_RESIZE.value,

@@ -16,11 +16,10 @@ import sys
 import tensorflow as tf
 
 from faceswap_tf import checkpoints, exporter, run_record
-from faceswap_tf.detect.model import DetectorModelConfig, build_detector
-from faceswap_tf.detect.trainer import REPORT, read_record
+from faceswap_tf.detect.model import build_detector
+from faceswap_tf.detect.trainer import REPORT, DetectorRecord, read_record
 from faceswap_tf.errors import UserError, brief
 from faceswap_tf.faces import align
-from faceswap_tf.framing import Framing
 from faceswap_tf.signatures import ASSET_NAME, DetectorMetadata
 
 
@@ -61,16 +60,14 @@ class DetectorExportConfig:
 
 
 def build(model_dir: str, asset_path: str, provenance: dict | None = None) -> tuple[Detector, DetectorMetadata]:
-    document = read_record(model_dir)
+    record = DetectorRecord.from_json(read_record(model_dir), run_record.path_of(model_dir))
     checkpoint = checkpoints.newest_readable(model_dir)
     if not checkpoint:
         raise UserError(f"{model_dir}: no checkpoint; train the detector first")
-    settings = {key: document[key] for key in ("model", "framing", "test_identities", "validation")}
-    run_record.check_matches_checkpoint(settings, checkpoint, run_record.path_of(model_dir),
+    run_record.check_matches_checkpoint(record.settings(), checkpoint, run_record.path_of(model_dir),
                                         "the record no longer describes the checkpoint (edited by hand?)")
     try:
-        network = build_detector(DetectorModelConfig(**document["model"]))
-        framing = Framing.from_json(document["framing"], run_record.path_of(model_dir))
+        network = build_detector(record.model)
         step = tf.Variable(0, dtype=tf.int64)
         tf.train.Checkpoint(detector=network, step=step).restore(checkpoint).expect_partial() \
             .assert_existing_objects_matched()
@@ -83,26 +80,26 @@ def build(model_dir: str, asset_path: str, provenance: dict | None = None) -> tu
     except (OSError, ValueError, KeyError, TypeError):
         raise UserError(f"{model_dir}: no readable {REPORT} (the threshold); run faceswap_tf.detect to the "
                         "end") from None
-    trained_on = sorted(_trained_on(document))
+    trained_on = sorted(_trained_on(record))
     metadata = DetectorMetadata(
-        step=int(step.numpy()), framing=framing, template_points=align.TEMPLATE_68.round(6).tolist(),
+        step=int(step.numpy()), framing=record.framing, template_points=align.TEMPLATE_68.round(6).tolist(),
         fit_weights=align.FIT_WEIGHTS.tolist(), threshold=threshold, trained_on=trained_on,
-        test_identities=list(document["test_identities"]), **(provenance or {}))
+        test_identities=list(record.test_identities), **(provenance or {}))
     with open(asset_path, "w") as out:
         out.write(metadata.to_json())
     return Detector(network, metadata, asset_path), metadata
 
 
-def _trained_on(document: dict) -> set:
+def _trained_on(record: DetectorRecord) -> set:
+    """The people whose faces the detector trained on, as its dataset says now."""
     from faceswap_tf.detect import manifest as manifest_lib
 
     try:
-        found = manifest_lib.read(document["data_dir"])
+        found = manifest_lib.read(record.data_dir)
     except UserError:
         return set()
-    test = set(document["test_identities"])
     people = {job.source for job in found.jobs.values()} | {job.target for job in found.jobs.values()}
-    return people - test
+    return people - set(record.test_identities) - set(record.calibration_identities)
 
 
 def export(config: DetectorExportConfig, log=sys.stderr) -> str:

@@ -7,7 +7,10 @@ test sample when every person in it is one of them, a training sample when none 
 dropped otherwise (a swap of a test person into a training person's frame belongs to
 neither). So no test pair appears in training in any role, and no real face of a test person
 either. Validation is the last `validation` fraction of each training job's frames (later
-frames, not random ones, so that near-identical neighbours do not leak).
+frames, not random ones, so that near-identical neighbours do not leak). `calibration_identities`
+names people kept out of training like the test people, whose real faces join the validation
+real faces in choosing the threshold: the detector scores real faces of people it trained on
+lower than anyone else's, so a threshold set on those alone sits too low for strangers.
 
 A track is a run of `track_frames` consecutive frames of one job, kind and compression: the
 unit of the video-level scores.
@@ -60,30 +63,39 @@ class Split:
     train: list[Sample]
     validation: list[Sample]
     test: list[Sample]
+    calibration: list[Sample] = dataclasses.field(default_factory=list)  # real faces only
 
 
-def split(samples: list[Sample], test_identities: frozenset, validation: float) -> Split:
+def split(samples: list[Sample], test_identities: frozenset, validation: float,
+          calibration_identities: frozenset = frozenset()) -> Split:
     """The identity split (module docstring); UserError if a part ends up without both labels."""
     known = frozenset().union(*(s.people for s in samples)) if samples else frozenset()
-    unknown = test_identities - known
-    if unknown:
-        raise UserError(f"--test_identities: {', '.join(sorted(unknown))} not in the dataset "
-                        f"(it holds {', '.join(sorted(known))})")
+    for flag, wanted in (("--test_identities", test_identities),
+                         ("--calibration_identities", calibration_identities)):
+        unknown = wanted - known
+        if unknown:
+            raise UserError(f"{flag}: {', '.join(sorted(unknown))} not in the dataset "
+                            f"(it holds {', '.join(sorted(known))})")
+    if test_identities & calibration_identities:
+        both = ", ".join(sorted(test_identities & calibration_identities))
+        raise UserError(f"--calibration_identities: {both} also a test person; calibrate on others")
     test = [s for s in samples if s.people <= test_identities]
-    pool = [s for s in samples if not s.people & test_identities]
+    calibration = [s for s in samples if s.label == 0 and s.people <= calibration_identities]
+    pool = [s for s in samples if not s.people & (test_identities | calibration_identities)]
     frames = {}
     for s in pool:
         frames.setdefault(s.job, set()).add(s.frame)
     cut = {job: sorted(f)[int(len(f) * (1.0 - validation))] if validation else max(f) + 1
            for job, f in frames.items()}
-    parts = Split([s for s in pool if s.frame < cut[s.job]], [s for s in pool if s.frame >= cut[s.job]], test)
+    parts = Split([s for s in pool if s.frame < cut[s.job]], [s for s in pool if s.frame >= cut[s.job]], test,
+                  calibration)
     for name in ("train", "validation", "test"):
         labels = {s.label for s in getattr(parts, name)}
         if labels != {0, 1}:
-            raise UserError(f"--test_identities={','.join(sorted(test_identities))}: the {name} faces hold "
-                            f"{'no' if not labels else 'only ' + ('real' if 0 in labels else 'swapped')} faces "
-                            "of both kinds; choose test people whose swaps and real faces are in the dataset, "
-                            "and others for training")
+            found = "none" if not labels else "only real faces" if 0 in labels else "only swapped faces"
+            raise UserError(f"--test_identities={','.join(sorted(test_identities))}: the {name} set would hold "
+                            f"{found}; choose test people whose swaps and real faces are in the dataset, and "
+                            "leave others for training")
     return parts
 
 
@@ -92,6 +104,10 @@ def load(samples: list[Sample], framing: Framing) -> tuple[np.ndarray, np.ndarra
     detector's view of the crops, mapped as the exported detector maps them (`tf_to_view`,
     bilinear in the graph): a detector of fine detail must see in training the pixels it is
     served, not an area-averaged version of them."""
+    side = framing.resolution
+    if not samples:
+        return (np.zeros([0, side, side, 3], np.uint8), np.zeros([0], np.float32),
+                np.zeros([0, side, side, 1], np.float32))
     images, masks = [], []
     for start in range(0, len(samples), 64):
         crops = np.stack([_read(s.path, cv2.IMREAD_COLOR) for s in samples[start:start + 64]])

@@ -39,6 +39,7 @@ class DetectConfig:
     model_dir: str
     test_identities: tuple[str, ...]
     model: DetectorModelConfig = dataclasses.field(default_factory=DetectorModelConfig)
+    calibration_identities: tuple[str, ...] = ()  # real faces that join validation's in choosing the threshold
     augment: samples_lib.AugmentConfig = dataclasses.field(default_factory=samples_lib.AugmentConfig)
     validation: float = 0.25
     steps: int = 2000
@@ -77,13 +78,28 @@ class DetectorRecord:
     test_identities: tuple[str, ...]
     validation: float
     data_dir: str
+    calibration_identities: tuple[str, ...] = ()
 
     def settings(self) -> dict:
         return {"model": dataclasses.asdict(self.model), "framing": self.framing.to_json(),
-                "test_identities": sorted(self.test_identities), "validation": self.validation}
+                "test_identities": sorted(self.test_identities), "validation": self.validation,
+                "calibration_identities": sorted(self.calibration_identities)}
 
     def to_json(self) -> dict:
         return {"format": RECORD_FORMAT, **self.settings(), "data_dir": self.data_dir}
+
+    @classmethod
+    def from_json(cls, document: dict, where: str) -> "DetectorRecord":
+        try:
+            return cls(model=DetectorModelConfig(**document["model"]),
+                       framing=Framing.from_json(document["framing"], where),
+                       test_identities=tuple(document["test_identities"]),
+                       validation=float(document["validation"]),
+                       data_dir=str(document["data_dir"]),
+                       calibration_identities=tuple(document.get("calibration_identities", ())))
+        except (KeyError, TypeError, ValueError) as error:
+            raise UserError(f"{where}: malformed detector run record ({type(error).__name__}: {error})") \
+                from None
 
 
 def read_record(model_dir: str) -> dict:
@@ -205,11 +221,11 @@ def run(config: DetectConfig, log=sys.stderr, replay_flags: str | None = None) -
     found = manifest_lib.read(config.data_dir)
     framing = framing_of(found, config.model, manifest_lib.path_of(config.data_dir))
     record = DetectorRecord(config.model, framing, tuple(sorted(config.test_identities)), config.validation,
-                            os.path.abspath(config.data_dir))
+                            os.path.abspath(config.data_dir), tuple(sorted(config.calibration_identities)))
     parts = samples_lib.split(samples_lib.samples_of(config.data_dir, found), frozenset(config.test_identities),
-                              config.validation)
-    loaded = {name: _Part(s, *samples_lib.load(s, framing))
-              for name, s in (("train", parts.train), ("validation", parts.validation), ("test", parts.test))}
+                              config.validation, frozenset(config.calibration_identities))
+    named = {field.name: getattr(parts, field.name) for field in dataclasses.fields(parts)}
+    loaded = {name: _Part(part, *samples_lib.load(part, framing)) for name, part in named.items()}
     files.make_folder(config.model_dir, "--model_dir")
     trainer = DetectorTrainer(config, record)
     start = trainer.restore(log)
@@ -298,10 +314,14 @@ def _labelled(image: np.ndarray, label: float, probability: float) -> np.ndarray
 def measure(trainer: DetectorTrainer, loaded: dict, config: DetectConfig) -> dict:
     """The threshold from validation, then every group of test faces: uncompressed swaps of
     unseen pairs, the same per CRF, and the real faces alone (false positives)."""
-    validation = loaded["validation"]
+    validation, calibration = loaded["validation"], loaded["calibration"]
     val_scores = trainer.probabilities(validation.images)
-    threshold = scores.threshold_for(val_scores[validation.labels == 0], config.max_false_positive)
+    calibration_scores = trainer.probabilities(calibration.images)
+    threshold = scores.threshold_for(np.concatenate([val_scores[validation.labels == 0], calibration_scores]),
+                                     config.max_false_positive)
     groups = {"validation": (validation, val_scores)}
+    if len(calibration.samples):
+        groups["calibration_reals"] = (calibration, calibration_scores)
     test = loaded["test"]
     test_scores = trainer.probabilities(test.images)
     crfs = sorted({s.crf for s in test.samples if s.crf is not None})
