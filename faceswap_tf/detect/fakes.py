@@ -201,6 +201,9 @@ def _convert(config, backend, model_dir, job, name, first, held_out, log):
             for kind in ("real", "fake"):
                 _recrop(os.path.join(scratch, f"{kind}_{crf}.mp4"), kept, crf, kind, framing,
                         config.output_dir, crops)
+    except BaseException:  # the manifest will not name them: nothing of the job is left
+        shutil.rmtree(crops, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if not kept:  # the swapped video (the input re-encoded) is of no use: nothing is left
@@ -210,8 +213,8 @@ def _convert(config, backend, model_dir, job, name, first, held_out, log):
                         "nothing added to the dataset")
     entry = manifest_lib.Job(
         model=os.path.abspath(backend.path), model_name=meta.model_name or "?", model_dir=model_dir,
-        step=meta.step,
-        direction=job.direction, source=os.path.splitext(os.path.basename(job.video))[0], target=meta.target,
+        step=meta.step, direction=job.direction, source=os.path.splitext(os.path.basename(job.video))[0],
+        target=meta.target,
         video=os.path.abspath(job.video), first_frame=first, held_out=held_out,
         framing=dataclasses.replace(framing, coverage=None, resolution=None), crfs=tuple(config.crfs),
         swapped_video=os.path.relpath(convert.output, config.output_dir))
