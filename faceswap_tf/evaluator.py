@@ -26,6 +26,10 @@ Per face and frame (`metrics` has the formulas):
 - motion: the swapped face's landmarks, in the original face's aligned frame (the head's own
   movement taken out), against the original's, frame to frame: velocity correlation and
   speed ratio; a still paste does not move, a jittering one moves in its own way;
+- own features: the structural similarity (SSIM) of the swapped frame's eye and mouth regions
+  to the original's. A swap draws B's eyes and mouth; a model whose mask has holes there lets
+  A's own show through, and then follows A's expression and detail perfectly while being no
+  swap at all (a model trained with the eyes and mouth weighted 10 did exactly that);
 - pose error: the rotation between the two head poses (`faces.pose`);
 - background: PSNR outside the aligned crops of the faces found in either frame.
 
@@ -104,6 +108,9 @@ BANDS = (
          lambda v: 1 / 1.5 <= v <= 1.5),
     Band("sharpness", "detail", "detail against A's: the octave furthest off, min(r, 1/r)", ">= 0.6",
          lambda v: v >= 0.6),
+    Band("feature_similarity", "own features",
+         "eyes and mouth drawn by the swap, not A's showing through: SSIM to A's, median", "<= 0.75",
+         lambda v: v <= 0.75),
     Band("pose_rotation", "pose", "head pose error: rotation, median", "<= 3 degrees", lambda v: v <= 3.0),
     Band("background_psnr", "background", "background PSNR outside the faces", ">= 40 dB", lambda v: v >= 40.0),
 )
@@ -435,6 +442,11 @@ class _FrameMeasure:
         scale = max(0.5, float(expression.eye_span(face.landmarks)) / 90.0)
         box = _region(inner, margin=int(8 * scale) + 2)
         detail = {name: metrics.band_energies(image[box], inner[box], scale) for name, image in grey.items()}
+        regions = masks.region_masks(face.landmarks, grey["original"].shape)
+        features = (regions["eyes"] > 127) | (regions["mouth"] > 127)
+        near = _region(features, margin=8)
+        similar = {name: float(np.mean(metrics.ssim_map(grey["original"][near], image[near])[features[near]]))
+                   for name, image in grey.items() if name != "original"}
         original_pose = pose.head_pose(face.landmarks, size)
         entry = {"track": track, "box": list(face.box), "found": landmarks["swapped"] is not None,
                  "original": {"mouth": round(float(expression.mouth_opening(face.landmarks)), 4),
@@ -454,6 +466,7 @@ class _FrameMeasure:
                       "eyes": round(float(expression.eye_aperture(points)), 4),
                       "detail_ratios": [round(float(r), 4) for r in ratios],
                       "sharpness": round(metrics.sharpness(ratios), 4),
+                      "feature_similarity": round(similar[name], 4),
                       "pose_error": round(pose.rotation_between(original_pose, variant_pose), 2)}
             if name == "swapped" or index % self.control_identity_every == 0:
                 values.update(self._identity(variants[name], points))
@@ -579,6 +592,7 @@ def summarise(frames: list[dict], tracks: dict, split: str, lag: int = 3) -> dic
             "detail_ratios": np.median([m["detail_ratios"] for m in measured], axis=0).round(4).tolist(),
         }
         summary["sharpness"] = round(metrics.sharpness(summary["detail_ratios"]), 4)
+        summary["feature_similarity"] = _median([m.get("feature_similarity") for m in measured])
         for feature in ("mouth", "eyes"):
             series = _series(chosen, name, feature)
             summary[f"{'eye' if feature == 'eyes' else feature}_following"] = series

@@ -43,8 +43,17 @@ def total_variation(mask):
     )
 
 
-def composite(rgb, mask, source):
-    """The swapped face: m * rgb + (1 - m) * source."""
+def composite(rgb, mask, source, drawn=None):
+    """The swapped face: m * rgb + (1 - m) * source.
+
+    Where `drawn` [N, H, W, 1] is 1 (the eyes and mouth), the value is the same but no
+    gradient reaches the mask through it: a loss on the composite could otherwise lower the
+    mask there, letting the input's own eyes and mouth through instead of drawing them, which
+    at conversion shows A's features on B's face (trained with the eyes and mouth weighted 10,
+    a model did exactly that in 5 minutes). The mask's own terms still shape it there.
+    """
+    if drawn is not None:
+        mask = mask * (1.0 - drawn) + tf.stop_gradient(mask) * drawn
     return mask * rgb + (1.0 - mask) * source
 
 

@@ -47,6 +47,18 @@ def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 # --- what the eye sees: detail, expression following, motion ------------------------------
 
+def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The SSIM map of two float32 greyscale images in 0..255 (Gaussian window of sigma 1.5,
+    as Wang et al. 2004), without TensorFlow."""
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    blur = lambda image: cv2.GaussianBlur(image, (11, 11), 1.5)  # noqa: E731
+    mean_a, mean_b = blur(a), blur(b)
+    var_a, var_b = blur(a * a) - mean_a**2, blur(b * b) - mean_b**2
+    covariance = blur(a * b) - mean_a * mean_b
+    return ((2 * mean_a * mean_b + c1) * (2 * covariance + c2)) / (
+        (mean_a**2 + mean_b**2 + c1) * (var_a + var_b + c2))
+
+
 def band_energies(gray: np.ndarray, mask: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """Energy of three octaves of detail inside `mask` of a float32 greyscale image: the mean
     square of the differences of Gaussians of sigma (0, 1, 2, 4) x `scale` pixels, finest first.

@@ -9,7 +9,9 @@ X is the composite `mask * rgb + (1 - mask) * warped` of X's decoder on the warp
 the raw decoder RGB gets an L1 term of its own, because with the composite alone the mask
 collapses to 0 within about 100 steps (the output is then the input and nothing is learnt).
 Even so, the L1 penalty keeps the learnt mask small for the first thousands of steps, so it
-is also pulled towards the face hull drawn from the landmarks.
+is also pulled towards the face hull drawn from the landmarks, and at the eyes and mouth no
+loss on the composite reaches the mask (`losses.composite`'s `drawn`): those the decoder must
+draw, never copy from the input.
 """
 
 import dataclasses
@@ -308,7 +310,8 @@ class GanTrainer:
             for side, code in zip(SIDES, codes, strict=True):
                 batch = batches[side]
                 target = batch["target"]
-                rgb, mask, composite = self._decode(side, code, batch["warped"], training=True)
+                rgb, mask, _ = self._decode(side, code, batch["warped"], training=True)
+                composite = losses.composite(rgb, mask, batch["warped"], drawn=batch["eyes_mouth"])
                 weight = 1.0 + (cfg.eyes_mouth_weight - 1.0) * batch["eyes_mouth"]
                 loss = losses.weighted_l1(target, composite, weight)
                 loss += cfg.raw_rgb_weight * losses.weighted_l1(target, rgb, weight)

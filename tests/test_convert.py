@@ -200,6 +200,36 @@ def test_colour_transfer_and_paste():
     assert np.array_equal(frame[:30], untouched[:30])
 
 
+def test_detail_transfer_carries_the_frames_skin_texture_and_never_its_eyes_or_mouth():
+    size, rng = 128, np.random.default_rng(3)
+    landmarks = align.template_points(size, 0.2)
+    weight = blend.detail_weight(landmarks, size)
+    def point(p):  # (row, column)
+        return tuple(np.round(p).astype(int)[::-1])
+
+    cheek = (landmarks[2] + landmarks[31]) / 2  # between the jaw and the nostril
+    assert weight[point(cheek)] > 0.8
+    for feature in (align.LEFT_EYE, align.RIGHT_EYE, align.MOUTH):
+        assert weight[point(landmarks[feature].mean(axis=0))] < 0.01
+    assert weight[0, 0] == 0.0  # outside the face
+    # A textured frame, a flat swap pasted at twice the crop's scale: the texture comes back on
+    # the skin (where it may), at the scale finer than the network's pixel only.
+    frame = np.clip(128 + rng.normal(0, 30, (256, 256, 3)), 0, 255).astype(np.uint8)
+    flat = np.full((size, size, 3), 128, np.uint8)
+    mask = np.ones((size, size), np.float32)
+    matrix = np.array([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]])  # frame -> crop
+    plain, detailed = frame.copy(), frame.copy()
+    blend.paste(plain, flat, mask, matrix)
+    blend.paste(detailed, flat, mask, matrix, detail=weight, detail_sigma=2.0)
+    def at(image, p):  # a 7x7 patch of the frame at crop point p
+        return image[int(2 * p[1]) - 3:int(2 * p[1]) + 4, int(2 * p[0]) - 3:int(2 * p[0]) + 4]
+
+    assert at(plain, cheek).std() < 1.0
+    assert at(detailed, cheek).std() > 0.5 * at(frame, cheek).std()
+    eye = landmarks[align.LEFT_EYE].mean(axis=0)
+    assert at(detailed, eye).std() < 0.1 * at(frame, eye).std()
+
+
 def test_a_faceless_clip_passes_through_with_a_note(smoke_export, data_dir, tmp_path):
     clip = data_path(data_dir, "clips", "no_faces_crowd.mp4")
     summary, _ = convert(smoke_export, clip, tmp_path / "out.mp4")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceswap_tf import evaluator, media
+from faceswap_tf import evaluator, media, run_record
 from faceswap_tf.convert import converter, video
 from faceswap_tf.errors import UserError
-from faceswap_tf.faces import coverage
+from faceswap_tf.faces import coverage, detect, masks
 from tests.conftest import data_path, run_module
 
 
@@ -52,6 +52,7 @@ def test_an_unmodified_video_meets_every_band_but_identity(unmodified_report):
     for column in ("swapped", "unmodified"):  # the re-encoded copy, and the JPEG round trip
         verdict = passes(report, column)
         assert verdict.pop("identity") is False, column  # it is A, not B
+        assert verdict.pop("feature_similarity") is False, column  # A's own eyes and mouth: no swap
         assert all(verdict.values()), (column, report["verdict"])
     swapped = report["summary"]["held_out"]["swapped"]
     assert swapped["nearest"] == {"A": 50}  # not B, not the distractors
@@ -69,6 +70,31 @@ def test_a_still_and_a_jittering_paste_of_b_pass_identity_and_fail_expression_an
     rows = {row["key"]: row for row in report["verdict"]}
     for key in ("mouth_correlation", "mouth_gain", "eye_correlation", "motion_correlation"):
         assert rows[key]["swapped"] > max(rows[key]["still"], rows[key]["jittered"]) + 0.2, rows[key]
+
+
+def test_a_paste_of_b_that_lets_a_s_eyes_and_mouth_through_fails_own_features(face_dirs, data_dir, tmp_path):
+    # What a model does whose mask has holes at the eyes and mouth: B's face, A's own features.
+    # Its mouth follows A's perfectly; only the own-features measure can tell.
+    clip = data_path(data_dir, "clips", "identity_a.mp4")
+    framing = run_record.describe_faces(face_dirs["a"], 0.2)[1]
+    controls = evaluator._Controls(face_dirs["b"], 0.2, framing)
+    detector = detect.FaceDetector(detect.DetectorConfig(min_face_size=160))
+    holes = str(tmp_path / "holes.mp4")
+    writer = video.VideoWriter(holes, (512, 512), 30.0)
+    for index, frame in enumerate(media.iter_video(clip)):
+        if 284 <= index < 284 + 30:
+            faces = detector(frame)
+            out = controls(index, frame, faces)["still"]
+            for face in faces:
+                regions = masks.region_masks(face.landmarks, frame.shape[:2])
+                through = (regions["eyes"] > 127) | (regions["mouth"] > 127)
+                out[through] = frame[through]
+            writer.write(out)
+    writer.close()
+    report, _, _ = evaluate(face_dirs, clip, holes, tmp_path / "out", controls=False)
+    verdict = passes(report, "swapped")
+    assert verdict["mouth_correlation"] and verdict["mouth_gain"], report["verdict"]
+    assert verdict["feature_similarity"] is False, report["verdict"]
 
 
 def test_the_report_leads_with_the_verdict_and_keeps_every_frame(unmodified_report):

@@ -40,6 +40,20 @@ def test_composite():
     np.testing.assert_allclose(out.numpy(), -0.5)
 
 
+def test_no_loss_on_the_composite_lowers_the_mask_where_the_features_are_drawn():
+    # The decoder's rgb is worse than the input here, so L1 on the composite pulls the mask to 0
+    # (let the input through) everywhere, except where `drawn` (the eyes and mouth) says no.
+    target, rgb, source = constant(0.0), constant(0.5), constant(0.1)
+    drawn = tf.concat([tf.zeros((2, 8, 4, 1)), tf.ones((2, 8, 4, 1))], axis=2)
+    mask = tf.Variable(tf.fill((2, 8, 8, 1), 0.5))
+    with tf.GradientTape() as tape:
+        out = losses.composite(rgb, mask, source, drawn=drawn)
+        loss = losses.weighted_l1(target, out)
+    grad = tape.gradient(loss, mask).numpy()
+    np.testing.assert_allclose(out.numpy(), losses.composite(rgb, mask, source).numpy())
+    assert np.all(grad[:, :, :4] > 0) and np.all(grad[:, :, 4:] == 0)
+
+
 @pytest.mark.parametrize("name,d_real_fake,d_value,g_value", [
     ("lsgan", (1.0, 0.0), 0.0, 1.0),  # perfect D: D loss 0, G loss (0 - 1)^2
     ("hinge", (1.0, -1.0), 0.0, 1.0),

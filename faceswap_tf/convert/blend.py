@@ -8,7 +8,7 @@ bounding region of the frame only.
 import cv2
 import numpy as np
 
-from faceswap_tf.faces import align
+from faceswap_tf.faces import align, masks
 
 COLOUR_MODES = ("none", "lab", "hist")
 BLEND_MODES = ("alpha", "seamless")
@@ -68,10 +68,39 @@ def shape_mask(mask: np.ndarray, erode: float, feather: float) -> np.ndarray:
     return mask
 
 
+def detail_weight(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """float32 [size, size] in [0, 1]: where the frame's own fine detail may show through the swap,
+    for a face's crop-space landmarks: its skin (the hull of the 68 points: cheeks, forehead
+    between the brows, nose bridge, chin) without the features that carry who someone is and
+    what they express (eyes, brows, nostrils, mouth, each with a margin), edges softened."""
+    left, right = align.eye_centres(landmarks)
+    ocular = float(np.linalg.norm(right - left))
+    skin = masks.face_mask(landmarks, size).astype(np.float32) / 255.0
+    features = np.zeros((size, size), np.uint8)
+    for points, margin in ((landmarks[align.LEFT_EYE], 0.25), (landmarks[align.RIGHT_EYE], 0.25),
+                           (landmarks[_LEFT_BROW], 0.15), (landmarks[_RIGHT_BROW], 0.15),
+                           (landmarks[_NOSTRILS], 0.12), (landmarks[align.MOUTH], 0.18)):
+        masks.fill_dilated(features, points, margin * ocular)
+    weight = skin * (1.0 - features.astype(np.float32) / 255.0)
+    return cv2.GaussianBlur(weight, (0, 0), max(0.5, 0.06 * ocular))
+
+
+def detail_sigma(framing) -> float:
+    """The scale, in crop pixels, below which a swap's detail comes from the frame
+    (`paste`'s `detail_sigma`): one pixel of the network's view, the finest thing it draws."""
+    return framing.crop_size * framing.coverage / framing.resolution
+
+
+_LEFT_BROW, _RIGHT_BROW, _NOSTRILS = slice(17, 22), slice(22, 27), slice(30, 36)
+
+
 def paste(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray,
-          mode: str = "alpha") -> None:
+          mode: str = "alpha", detail: np.ndarray | None = None, detail_sigma: float = 0.0) -> None:
     """Blends the aligned `face` (uint8 [S, S, 3]) with weights `mask` ([S, S] in [0, 1]) into
-    `frame` in place, through the inverse of the frame-to-crop `matrix`."""
+    `frame` in place, through the inverse of the frame-to-crop `matrix`. With `detail` ([S, S]
+    weights in [0, 1]), the result's detail finer than a Gaussian of `detail_sigma` crop pixels
+    is replaced there by the frame's own (`detail_weight`): what a network working at a lower
+    resolution than the frame cannot draw (skin texture, pores) comes from the frame."""
     size = face.shape[0]
     inverse = align.invert(matrix)
     corners = align.transform_points(inverse, np.array([[0, 0], [size, 0], [0, size], [size, size]]))
@@ -86,9 +115,16 @@ def paste(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndar
     placed = cv2.warpAffine(face, shifted, region, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     weight = cv2.warpAffine(mask, shifted, region, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     roi = frame[y0:y1, x0:x1]
-    if mode == "seamless" and _seamless(frame, placed, weight, x0, y0):
-        return
-    roi[:] = cv2.blendLinear(placed, roi, weight, 1.0 - weight)
+    original = roi.copy() if detail is not None and detail_sigma > 0 else None
+    if not (mode == "seamless" and _seamless(frame, placed, weight, x0, y0)):
+        roi[:] = cv2.blendLinear(placed, roi, weight, 1.0 - weight)
+    if original is not None:
+        where = cv2.warpAffine(detail.astype(np.float32), shifted, region, flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT)
+        sigma = detail_sigma / np.sqrt(abs(np.linalg.det(matrix[:, :2])))  # crop -> frame pixels
+        fine = [image.astype(np.float32) - cv2.GaussianBlur(image, (0, 0), sigma).astype(np.float32)
+                for image in (original, roi)]
+        roi[:] = np.clip(roi + where[..., None] * (fine[0] - fine[1]) + 0.5, 0, 255).astype(np.uint8)
 
 
 def _seamless(frame, placed, weight, x0, y0) -> bool:

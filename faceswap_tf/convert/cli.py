@@ -41,6 +41,12 @@ _ERODE = flags.DEFINE_float("erode", 0.02, "Mask erosion, as a fraction of the f
 _FEATHER = flags.DEFINE_float("feather", 0.03, "Mask feathering (Gaussian sigma), as a fraction of the crop.")
 _BLEND = flags.DEFINE_enum("blend", "alpha", list(blend.BLEND_MODES),
                            "alpha: the feathered mask; seamless: cv2.seamlessClone (slower).")
+_MASK = flags.DEFINE_enum(
+    "mask", "learned", list(converter.MASKS),
+    "learned: the model's mask; hull: the model's mask within the hull of the face's landmarks (jaw to brows).")
+_DETAIL = flags.DEFINE_float(
+    "detail", 0.0, "How much of the frame's own fine skin detail (finer than the model can draw) replaces "
+    "the swap's, away from the eyes, brows, nostrils and mouth: 0 (none) to 1.")
 _CODEC = flags.DEFINE_string("codec", "libx264", "ffmpeg video codec.")
 _CRF = flags.DEFINE_integer("crf", 18, "Constant rate factor (libx264/libx265): lower is better quality.")
 _PRESET = flags.DEFINE_string("preset", "veryfast", "libx264/libx265 preset.")
@@ -61,7 +67,8 @@ def main(argv):
         reference_distance=_REFERENCE_DISTANCE.value,
         detector=detect.DetectorConfig(detector=_DETECTOR.value, min_face_size=_MIN_FACE_SIZE.value),
         keyframe_interval=_KEYFRAME_INTERVAL.value, smoothing=_SMOOTHING.value, colour=_COLOUR.value,
-        erode=_ERODE.value, feather=_FEATHER.value, blend=_BLEND.value, codec=_CODEC.value, crf=_CRF.value,
+        erode=_ERODE.value, feather=_FEATHER.value, blend=_BLEND.value, mask=_MASK.value, detail=_DETAIL.value,
+        codec=_CODEC.value, crf=_CRF.value,
         preset=_PRESET.value, start=_START.value, end=_END.value, held_out_of=_HELD_OUT_OF.value,
         watermark=_WATERMARK.value,
         batch_size=_BATCH_SIZE.value,

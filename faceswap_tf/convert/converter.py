@@ -25,13 +25,15 @@ from faceswap_tf import files, media
 from faceswap_tf.convert import backends, blend, video
 from faceswap_tf.convert.tracks import Smoother, TrackedFace, Tracks
 from faceswap_tf.errors import UserError
-from faceswap_tf.faces import detect, identity
+from faceswap_tf.faces import align, detect, identity, masks
 from faceswap_tf.faces.select import FaceSelector
+from faceswap_tf.framing import Framing
 from faceswap_tf.progress import Progress
 from faceswap_tf.signatures import SwapperMetadata
 from faceswap_tf.summary import RunSummary
 
 FACE_CHOICES = ("all", "largest")
+MASKS = ("learned", "hull")
 STAGES = ("decode", "detect", "landmarks", "identify", "align", "swap", "blend", "encode")
 WATERMARK_TEXT = "SYNTHETIC MEDIA - face swapped"
 
@@ -53,6 +55,8 @@ class ConvertConfig:
     erode: float = 0.02  # of the crop size
     feather: float = 0.03  # of the crop size
     blend: str = "alpha"
+    mask: str = "learned"  # the model's mask, or that mask within the hull of the face's landmarks
+    detail: float = 0.0  # how much of the frame's fine skin detail replaces the swap's (0 to 1)
     codec: str = "libx264"
     crf: int = 18
     preset: str = "veryfast"
@@ -73,6 +77,8 @@ class ConvertConfig:
             (self.smoothing >= 0, f"--smoothing={self.smoothing}: must be 0 (off) or more"),
             (0 <= self.erode < 0.5, f"--erode={self.erode}: must be in [0, 0.5)"),
             (0 <= self.feather < 0.5, f"--feather={self.feather}: must be in [0, 0.5)"),
+            (self.mask in MASKS, f"--mask={self.mask}: choose {' or '.join(MASKS)}"),
+            (0 <= self.detail <= 1, f"--detail={self.detail}: must be in [0, 1]"),
             (0 <= self.crf <= 51, f"--crf={self.crf}: must be in [0, 51]"),
             (self.batch_size >= 1, f"--batch_size={self.batch_size}: must be at least 1"),
             (self.keyframe_interval >= 1, f"--keyframe_interval={self.keyframe_interval}: must be at least 1"),
@@ -89,6 +95,7 @@ class ConvertConfig:
 class FaceJob:
     matrix: np.ndarray  # frame -> aligned crop
     crop: np.ndarray  # uint8 [S, S, 3]
+    landmarks: np.ndarray  # [68, 2] in crop pixels
     swapped: np.ndarray | None = None
     mask: np.ndarray | None = None  # [S, S] float32
     blend_mask: np.ndarray | None = None  # [S, S] float32: the weights the face was pasted with
@@ -138,7 +145,8 @@ class FaceFinder:
         jobs = []
         for i in selection.chosen:
             matrix = self.framing.crop_matrix(faces[i].landmarks, self.template, self.weights)
-            jobs.append(FaceJob(matrix, self.framing.crop(frame, matrix)))
+            jobs.append(FaceJob(matrix, self.framing.crop(frame, matrix),
+                                align.transform_points(matrix, faces[i].landmarks)))
         self.timings["align"] = self.timings.get("align", 0.0) + time.perf_counter() - start
         return FrameJob(index, frame, jobs)
 
@@ -146,15 +154,22 @@ class FaceFinder:
 class Blender:
     """Colour, mask and paste-back of the swapped faces of a frame, in place."""
 
-    def __init__(self, config: ConvertConfig):
+    def __init__(self, config: ConvertConfig, framing: Framing):
         self.config = config
+        self.detail_sigma = blend.detail_sigma(framing)
 
     def __call__(self, job: FrameJob) -> None:
         config = self.config
         for face in job.faces:
-            mask = face.blend_mask = blend.shape_mask(face.mask, config.erode, config.feather)
+            mask = face.mask
+            if config.mask == "hull":
+                mask = mask * masks.face_mask(face.landmarks, mask.shape[0]).astype(np.float32) / 255.0
+            mask = face.blend_mask = blend.shape_mask(mask, config.erode, config.feather)
             coloured = blend.colour_transfer(face.swapped, face.crop, mask, config.colour)
-            blend.paste(job.frame, coloured, mask, face.matrix, config.blend)
+            detail = None
+            if config.detail > 0:
+                detail = config.detail * blend.detail_weight(face.landmarks, face.crop.shape[0]) * mask
+            blend.paste(job.frame, coloured, mask, face.matrix, config.blend, detail, self.detail_sigma)
         if config.watermark:
             blend.watermark(job.frame, WATERMARK_TEXT)
 
@@ -312,7 +327,7 @@ def convert_video(config: ConvertConfig, backend, log=sys.stderr, on_frame=None)
             "timing and the audio stay as they were")
     timings = summary.stage_seconds
     finder = FaceFinder(config, backend.metadata, stream=True, timings=timings)
-    blender = Blender(config)
+    blender = Blender(config, backend.metadata.framing)
     writer = video.VideoWriter(
         config.output, (info.width, info.height), fps, config.codec, config.crf, config.preset,
         audio_from=config.input if info.has_audio else None,
@@ -431,7 +446,7 @@ def convert_images(config: ConvertConfig, backend, log=sys.stderr) -> RunSummary
                                 "swaps to another folder")
     summary = RunSummary(STAGES, verb="swapped", sources=len(sources))
     finder = FaceFinder(config, backend.metadata, stream=False, timings=summary.stage_seconds)
-    blender = Blender(config)
+    blender = Blender(config, backend.metadata.framing)
     provenance = provenance_of(backend)
     started = time.perf_counter()
     for path in sources:

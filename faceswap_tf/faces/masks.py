@@ -29,19 +29,22 @@ def face_mask(landmarks: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def region_masks(landmarks: np.ndarray, size: int) -> dict[str, np.ndarray]:
-    """uint8 [size, size] masks named "face", "eyes" and "mouth" for crop-space landmarks."""
+def region_masks(landmarks: np.ndarray, size: int | tuple[int, int]) -> dict[str, np.ndarray]:
+    """uint8 [size, size] (or [height, width] for a pair) masks named "face", "eyes" and "mouth"
+    for landmarks in the same pixels (a crop's or a frame's)."""
+    shape = size if isinstance(size, tuple) else (size, size)
     left, right = align.eye_centres(landmarks)
     ocular = float(np.linalg.norm(right - left))
-    eyes = np.zeros((size, size), np.uint8)
+    eyes = np.zeros(shape, np.uint8)
     for eye in (align.LEFT_EYE, align.RIGHT_EYE):
-        _fill_dilated(eyes, landmarks[eye], _EYE_MARGIN * ocular)
-    mouth = np.zeros((size, size), np.uint8)
-    _fill_dilated(mouth, landmarks[align.MOUTH], _MOUTH_MARGIN * ocular)
+        fill_dilated(eyes, landmarks[eye], _EYE_MARGIN * ocular)
+    mouth = np.zeros(shape, np.uint8)
+    fill_dilated(mouth, landmarks[align.MOUTH], _MOUTH_MARGIN * ocular)
     return {"face": face_mask(landmarks, size), "eyes": eyes, "mouth": mouth}
 
 
-def _fill_dilated(mask: np.ndarray, points: np.ndarray, margin: float) -> None:
+def fill_dilated(mask: np.ndarray, points: np.ndarray, margin: float) -> None:
+    """Fills the hull of `points` grown by `margin` pixels into the uint8 `mask` (255), in place."""
     region = np.zeros_like(mask)
     cv2.fillConvexPoly(region, _hull(points), 255, lineType=cv2.LINE_AA, shift=_SHIFT)
     radius = max(1, int(round(margin)))
