@@ -110,8 +110,13 @@ def install() -> None:
 
 def release(verbose: bool) -> None:
     """Ends the filtering: the held-back lines are shown if `verbose`, else dropped."""
-    # TensorFlow's Python logger says INFO about each checkpoint and SavedModel it writes.
+    # TensorFlow's Python logger says INFO about each checkpoint and SavedModel it writes, and
+    # its checkpoint saver says it again through absl's ("Sharding callback duration").
     logging.getLogger("tensorflow").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if not verbose:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.WARNING)
     if _filter is None:
         return
     if "tensorflow" in sys.modules:

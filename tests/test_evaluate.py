@@ -105,7 +105,8 @@ def test_the_report_leads_with_the_verdict_and_keeps_every_frame(unmodified_repo
     text = open(config.output_path("report.md")).read()
     assert text.index("| measure | band | this swap | unmodified (JPEG q90) | still B paste |") < text.index(
         "## Inputs")
-    for phrase in ("**Verdict: fails identity** (on the 50 held-out frames)", "a stand-in for ArcFace/CosFace",
+    for phrase in ("**Verdict: fails identity, own features** (on the 50 held-out frames)",
+                   "a stand-in for ArcFace/CosFace",
                    "a stand-in for Hopenet",
                    "2 other people (biden2, extra_man_hoodie)", "held-out faces of B", "copy_contact_sheet.png",
                    "## Does B's training footage cover what A does?"):
@@ -113,7 +114,7 @@ def test_the_report_leads_with_the_verdict_and_keeps_every_frame(unmodified_repo
     sheet = Image.open(config.output_path("contact_sheet.png"))
     assert sheet.text["synthetic_media"] == "true" and "Synthetic media" in sheet.text["Description"]
     assert sheet.size[1] > 6 * 240
-    assert "FAIL  identity" in log and "verdict: fails 1 of 9 bands (identity)" in log
+    assert "FAIL  identity" in log and "verdict: fails 2 of 10 bands (identity, own features)" in log
     assert sorted(os.listdir(os.path.dirname(config.output_path("x")))) == [
         f"copy_{name}" for name in ("contact_sheet.png", "report.json", "report.md")]
 
