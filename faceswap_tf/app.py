@@ -10,7 +10,8 @@ from faceswap_tf import quiet
 
 quiet.install()
 
-from absl import app, flags  # noqa: E402
+from absl import app  # noqa: E402
+from absl import logging as absl_logging  # noqa: E402
 
 from faceswap_tf.errors import UserError  # noqa: E402
 
@@ -22,7 +23,8 @@ def run(main) -> None:
     `--verbosity=1` (`-v 1`) also shows TensorFlow's start-up log."""
 
     def guarded(argv):
-        quiet.release(verbose=flags.FLAGS.verbosity >= 1)
+        # absl has set its logging verbosity from --verbosity (-v) by now: no FLAGS read here.
+        quiet.release(verbose=absl_logging.get_verbosity() >= 1)
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
         try:
