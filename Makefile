@@ -52,17 +52,22 @@ pretrain: $(BIN)/.installed
 	$(BIN)/python -m faceswap_tf.train --flagfile=flags/pretrain.flags \
 		--faces_a=$(RUNS)/pretrain/faces --faces_b=$(RUNS)/pretrain/faces --model_dir=$(RUNS)/pretrain/model
 
-# The detect stage at full size (not yet run on this machine: see the README's Detect section).
-# Three identity pairs: the demo pair (runs/demo/model: trained here if make demo has not),
-# extra_man_hoodie/extra_man_glasses (a pair model trained here for DETECT_PAIR_MINUTES), and
-# cross pairs (the demo model's a_to_b swapping identity_b's face into clips/people men). The
-# held-out frames of each pair and the cross clips are converted (faceswap_tf.detect.dataset,
-# with CRF 23/30/35 copies); the detector trains on everything without the two men (and
-# without man_blue_shirt, whose real faces help choose the threshold), and is measured on the
-# men's pair, a pair it never saw in any role (runs/detect/model/report.json);
-# it is exported as export/detector and scores the demo's swap and A's unmodified clip.
+# The detect stage at full size (measured 2026-11-30: the README's Detect section). Identity
+# pairs: the demo pair (runs/demo/model: trained here if make demo has not), extra_man_hoodie/
+# extra_man_glasses (a pair model trained here for DETECT_PAIR_MINUTES), and cross pairs: the
+# demo model drawing identity_b's face into the frames of CROSS_A's people and identity_a's into
+# CROSS_B's, so the detector sees real and swapped faces of seven people. The held-out frames of
+# each pair and the cross clips are converted (faceswap_tf.detect.dataset, with CRF 23/30/35
+# copies); the detector trains on everything without the two men (and without man_blue_shirt,
+# whose real faces help choose the threshold), and is measured on the men's pair, a pair it never
+# saw in any role (runs/detect/model/report.json); it is exported as export/detector and scores
+# the demo's swap, A's unmodified clip and two people it never saw (woman_headset_mic,
+# man_goatee_studio: real faces only, the false positives on strangers).
 DETECT_PAIR_MINUTES ?= 8
-CROSS ?= $(FACESWAP_DATA)/clips/people/newsreader_man.mp4 $(FACESWAP_DATA)/clips/people/man_blue_shirt.mp4
+PEOPLE_CLIPS := $(FACESWAP_DATA)/clips/people
+CROSS_A ?= $(PEOPLE_CLIPS)/newsreader_man.mp4 $(PEOPLE_CLIPS)/man_blue_shirt.mp4 $(PEOPLE_CLIPS)/man_waterfront.mp4
+CROSS_B ?= $(PEOPLE_CLIPS)/woman_dark_hair.mp4 $(PEOPLE_CLIPS)/older_woman_interior.mp4
+STRANGERS ?= $(PEOPLE_CLIPS)/woman_headset_mic.mp4 $(PEOPLE_CLIPS)/man_goatee_studio.mp4
 detect-demo: $(BIN)/.installed
 	$(BIN)/python -m faceswap_tf.extract --flagfile=flags/extract_pair.flags \
 		--input=$(VIDEO_A) --output_dir=$(RUNS)/demo/faces_a
@@ -78,7 +83,8 @@ detect-demo: $(BIN)/.installed
 		--faces_a=$(RUNS)/detect/faces_hoodie --faces_b=$(RUNS)/detect/faces_glasses --model_dir=$(RUNS)/detect/men
 	$(BIN)/python -m faceswap_tf.detect.dataset --output_dir=$(RUNS)/detect/data --min_face_size=80 \
 		--pairs=$(RUNS)/demo/model,$(RUNS)/detect/men --crfs=23,30,35 --max_frames=150 \
-		$(foreach clip,$(CROSS),--swap=$(RUNS)/demo/model:a_to_b:$(clip))
+		$(foreach clip,$(CROSS_A),--swap=$(RUNS)/demo/model:a_to_b:$(clip)) \
+		$(foreach clip,$(CROSS_B),--swap=$(RUNS)/demo/model:b_to_a:$(clip))
 	$(BIN)/python -m faceswap_tf.detect --flagfile=flags/detect.flags --data_dir=$(RUNS)/detect/data \
 		--model_dir=$(RUNS)/detect/model --test_identities=extra_man_hoodie,extra_man_glasses \
 		--calibration_identities=man_blue_shirt
@@ -88,6 +94,8 @@ detect-demo: $(BIN)/.installed
 		--plot=$(RUNS)/detect/swapped_a.png --overlay=$(RUNS)/detect/swapped_a_scored.mp4 --min_face_size=160; fi
 	$(BIN)/python -m faceswap_tf.detect.score --model=export/detector --input=$(VIDEO_A) \
 		--report=$(RUNS)/detect/original_a.json --plot=$(RUNS)/detect/original_a.png --min_face_size=160
+	$(foreach clip,$(STRANGERS),$(BIN)/python -m faceswap_tf.detect.score --model=export/detector \
+		--input=$(clip) --report=$(RUNS)/detect/real_$(notdir $(basename $(clip))).json &&) true
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check faceswap_tf tests tools

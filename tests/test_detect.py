@@ -179,6 +179,44 @@ def test_calibration_people_are_kept_out_of_training_and_give_real_faces_only():
         samples.split(every, frozenset({"e", "f"}), 0.25, frozenset({"z"}))
 
 
+def test_a_self_blended_face_differs_from_the_real_one_only_where_its_mask_says(detect_data):
+    """Self-blended fakes: a real crop's altered copy pasted into it. Outside the mask every
+    pixel is the real face's; inside, the face changed; the mask lies on the face, not the frame."""
+    import tensorflow as tf
+
+    from faceswap_tf.detect import manifest, samples
+
+    folder, _, _ = detect_data
+    found = manifest.read(folder)
+    framing = next(iter(found.jobs.values())).framing.with_view(1.0, 64)
+    reals = [s for s in samples.samples_of(folder, found) if s.label == 0 and s.crf is None][:6]
+    images, _, _ = samples.load(reals, framing)
+    template = samples.template_mask(framing)
+    assert 0.25 < template.mean() < 0.6 and template[32, 32] == 1 and template[:4].max() == 0
+    tf.random.set_seed(0)
+    changed_inside, changed_outside = [], []
+    for image in images:
+        for _ in range(4):
+            blended, label, mask = samples.self_blended(tf.constant(image), tf.constant(template))
+            blended, mask = blended.numpy().astype(int), mask.numpy()[..., 0]
+            assert float(label) == 1.0 and blended.shape == image.shape and 0 <= mask.min() <= mask.max() <= 1
+            assert mask[32, 32] > 0.5 and mask[:2].max() < 0.05  # on the face, not the frame's top
+            difference = np.abs(blended - image).max(axis=-1)
+            changed_outside.append(difference[mask == 0].max())
+            changed_inside.append(difference[mask >= 0.5 * mask.max()].mean())
+    assert max(changed_outside) == 0
+    assert np.median(changed_inside) > 2.0, changed_inside
+    # The training stream: half real, the other half self-blended when --self_blend=1.
+    labels = np.r_[np.zeros(len(images)), np.ones(len(images))].astype(np.float32)
+    both = np.concatenate([images, images])
+    masks = np.zeros([len(both), 64, 64, 1], np.float32)
+    masks[len(images):] = 1.0  # the swapped faces' masks: all ones, so self-blended ones stand out
+    batch = next(iter(samples.dataset(both, labels, masks, 32, samples.AugmentConfig(), 0, 0, 1.0, template)))
+    fakes = batch[1].numpy() == 1
+    assert 4 <= fakes.sum() <= 28
+    assert all(0 < m.mean() < 0.9 for m in batch[2].numpy()[fakes])  # none is a swapped face's mask
+
+
 def test_the_detector_separates_swaps_of_people_it_never_saw(detector):
     from faceswap_tf.detect.trainer import report_lines
 

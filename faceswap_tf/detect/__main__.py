@@ -39,6 +39,9 @@ _JPEG = flags.DEFINE_float("jpeg", 0.5, "Probability of a JPEG recompression (qu
 _BLUR = flags.DEFINE_float("blur", 0.3, "Probability of a Gaussian blur per face.")
 _RESIZE = flags.DEFINE_float("resize", 0.3, "Probability of a downscale and upscale per face.")
 _COLOUR = flags.DEFINE_float("colour", 0.8, "Probability of colour jitter per face.")
+_SELF_BLEND = flags.DEFINE_float(
+    "self_blend", 0.0, "Share of the swapped faces in each batch made from real ones instead: an altered copy "
+    "of the face blended back into it inside a deformed, feathered face hull (self-blended images).")
 _SAVE_EVERY = flags.DEFINE_integer("save_every", 250, "Checkpoint every N steps.")
 _LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Log and write TensorBoard scalars every N steps.")
 _EVAL_EVERY = flags.DEFINE_integer("eval_every", 250, "Validation AUC, ROC and worst faces every N steps.")
@@ -59,8 +62,9 @@ def config_from_flags() -> trainer.DetectConfig:
         augment=samples.AugmentConfig(jpeg=_JPEG.value, blur=_BLUR.value, resize=_RESIZE.value,
                                       colour=_COLOUR.value),
         validation=_VALIDATION.value, steps=_STEPS.value, batch_size=_BATCH_SIZE.value,
-        learning_rate=_LEARNING_RATE.value, mask_weight=_MASK_WEIGHT.value, save_every=_SAVE_EVERY.value,
-        log_every=_LOG_EVERY.value, eval_every=_EVAL_EVERY.value, seed=_SEED.value,
+        learning_rate=_LEARNING_RATE.value, mask_weight=_MASK_WEIGHT.value, self_blend=_SELF_BLEND.value,
+        save_every=_SAVE_EVERY.value, log_every=_LOG_EVERY.value, eval_every=_EVAL_EVERY.value,
+        seed=_SEED.value,
         track_frames=_TRACK_FRAMES.value, max_false_positive=_MAX_FALSE_POSITIVE.value,
         run_eagerly=_RUN_EAGERLY.value)
 

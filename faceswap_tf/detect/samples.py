@@ -14,6 +14,14 @@ lower than anyone else's, so a threshold set on those alone sits too low for str
 
 A track is a run of `track_frames` consecutive frames of one job, kind and compression: the
 unit of the video-level scores.
+
+Self-blended faces (`self_blended`, after Shiohara and Yamasaki, "Detecting Deepfakes with
+Self-Blended Images", CVPR 2022) are training fakes made from a real face alone: an altered
+copy of the face (colour, sharpness, a small shift and scale) pasted back into it inside a
+randomly deformed and feathered face-hull mask. They carry what any swap leaves (a blend
+boundary, a face whose colour, sharpness or position disagrees with the head around it) and
+nothing of one generator's texture or of who the person is, since the same person's real
+face is the other label; and every real face of the training set gives one.
 """
 
 import dataclasses
@@ -25,6 +33,7 @@ import tensorflow as tf
 
 from faceswap_tf.detect import manifest as manifest_lib
 from faceswap_tf.errors import UserError
+from faceswap_tf.faces import align, masks
 from faceswap_tf.framing import Framing
 
 
@@ -183,14 +192,93 @@ def augment(image, mask, config: AugmentConfig):
     return tf.ensure_shape(image, [None, None, 3]), mask
 
 
-def dataset(images, labels, masks, batch_size: int, config: AugmentConfig, seed: int, start: int):
-    """Endless shuffled, augmented, balanced batches: half real, half swapped faces."""
+# --- self-blended fakes -------------------------------------------------------------------
+
+def template_mask(framing: Framing) -> np.ndarray:
+    """float32 [R, R] in {0, 1}: the alignment template's face hull (jaw to brows) in the view,
+    where an aligned face's hull lies give or take its pose and expression."""
+    points = framing.points_to_view(align.template_points(framing.crop_size, framing.padding))
+    return (masks.face_mask(points, framing.resolution) > 127).astype(np.float32)
+
+
+def _affine(image, scale, shift, fill_mode="REFLECT"):
+    """[H, W, C] float image resampled by a scale (x, y) about the centre and a shift (x, y) in
+    pixels; outside it, `fill_mode` (ImageProjectiveTransformV3's: REFLECT, CONSTANT zeros)."""
+    side = tf.cast(tf.shape(image)[0], tf.float32)
+    centre = (side - 1.0) / 2.0
+    # ImageProjectiveTransformV3 maps output pixels to input pixels.
+    transform = tf.stack([1.0 / scale[0], 0.0, centre - (centre + shift[0]) / scale[0],
+                          0.0, 1.0 / scale[1], centre - (centre + shift[1]) / scale[1], 0.0, 0.0])
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=transform[None], output_shape=tf.shape(image)[:2],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode=fill_mode)[0]
+
+
+def _gaussian(image, sigma, radius: int):
+    """Separable Gaussian blur of a [H, W, C] float image; sigma a scalar tensor (pixels)."""
+    taps = tf.exp(-0.5 * tf.square(tf.range(-radius, radius + 1, dtype=tf.float32) / sigma))
+    taps /= tf.reduce_sum(taps)
+    channels = tf.shape(image)[-1]
+    rows = tf.tile(taps[:, None, None, None], [1, 1, channels, 1])
+    cols = tf.tile(taps[None, :, None, None], [1, 1, channels, 1])
+    padded = tf.pad(image[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="SYMMETRIC")
+    out = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")
+    return tf.nn.depthwise_conv2d(out, cols, [1, 1, 1, 1], "VALID")[0]
+
+
+def self_blended(image, template):
+    """A real face (uint8 [R, R, 3]) -> (uint8 swapped-like face, label 1, float mask [R, R, 1]):
+    an altered copy of the face blended back into it (module docstring). `template` is
+    `template_mask`'s [R, R] hull."""
+    pixels = int(image.shape[0])
+    side = float(pixels)
+    uniform = tf.random.uniform
+    face = tf.image.convert_image_dtype(image, tf.float32)
+
+    # The pasted face: its colour, its sharpness and its place each a little off, as a swap's.
+    source = face * uniform([1, 1, 3], 0.94, 1.06) + uniform([1, 1, 3], -0.03, 0.03)
+    source = tf.image.adjust_contrast(source, uniform([], 0.85, 1.15))
+    kind = uniform([], 0, 4, tf.int32)
+    sharpness = uniform([], 0.004, 0.012) * side
+    soft = _gaussian(source, sharpness, int(np.ceil(3 * 0.012 * pixels)))
+    small = tf.cast(side * uniform([], 0.35, 0.8), tf.int32)
+    source = tf.switch_case(kind, [
+        lambda: soft,  # blurred
+        lambda: source + uniform([], 0.5, 1.5) * (source - soft),  # sharpened
+        lambda: tf.image.resize(tf.image.resize(source, [small, small], antialias=True),
+                                tf.shape(source)[:2]),  # drawn at a lower resolution
+        lambda: source])
+    source = _affine(source, uniform([2], 0.96, 1.04), uniform([2], -0.02, 0.02) * side)
+
+    # Where it is pasted: the face hull, deformed, shrunk or grown, feathered, partly opaque.
+    hull = _affine(template[..., None], uniform([2], 0.8, 1.08), uniform([2], -0.03, 0.03) * side, "CONSTANT")
+    hull = tf.cast(hull > uniform([], 0.3, 0.7), tf.float32)
+    feather = uniform([], 0.005, 0.05) * side
+    mask = _gaussian(hull, feather, int(np.ceil(3 * 0.05 * pixels)))
+    opacity = tf.where(uniform([]) < 0.5, 1.0, uniform([], 0.6, 1.0))
+    mask = tf.clip_by_value(mask * opacity, 0.0, 1.0)
+    blended = tf.clip_by_value(source * mask + face * (1.0 - mask), 0.0, 1.0)
+    return tf.image.convert_image_dtype(blended, tf.uint8, saturate=True), tf.constant(1.0), mask
+
+
+def dataset(images, labels, masks, batch_size: int, config: AugmentConfig, seed: int, start: int,
+            self_blend: float = 0.0, template=None):
+    """Endless shuffled, augmented, balanced batches: half real, half swapped faces, of which
+    `self_blend` are real faces self-blended (`self_blended`, with `template_mask`'s hull)."""
     streams = []
     for label in (0.0, 1.0):
         pick = labels == label
         part = tf.data.Dataset.from_tensor_slices((images[pick], labels[pick], masks[pick]))
         streams.append(part.shuffle(int(pick.sum()), seed=seed + start, reshuffle_each_iteration=True).repeat())
-    mixed = tf.data.Dataset.sample_from_datasets(streams, seed=seed + start)
+    weights = None
+    if self_blend:
+        reals = images[labels == 0]
+        hull = tf.constant(template, tf.float32)
+        blends = tf.data.Dataset.from_tensor_slices(reals).shuffle(len(reals), seed=seed + start + 1,
+                                                                   reshuffle_each_iteration=True).repeat()
+        streams.append(blends.map(lambda x: self_blended(x, hull), num_parallel_calls=tf.data.AUTOTUNE))
+        weights = [0.5, 0.5 * (1.0 - self_blend), 0.5 * self_blend]
+    mixed = tf.data.Dataset.sample_from_datasets(streams, weights, seed=seed + start)
     mixed = mixed.map(lambda x, y, m: _augmented(x, y, m, config), num_parallel_calls=tf.data.AUTOTUNE)
     return mixed.batch(batch_size, drop_remainder=True).prefetch(2)
 

@@ -46,6 +46,7 @@ class DetectConfig:
     batch_size: int = 32
     learning_rate: float = 3e-4
     mask_weight: float = 1.0  # 0 turns the mask head's loss off
+    self_blend: float = 0.0  # share of the swapped half of each batch made by self-blending real faces
     save_every: int = 250
     log_every: int = 50
     eval_every: int = 250
@@ -65,6 +66,8 @@ class DetectConfig:
             raise UserError(f"--eval_every={self.eval_every}: must be 0 (only at the end) or more")
         if not 0 < self.validation < 1:
             raise UserError(f"--validation={self.validation}: must be in (0, 1)")
+        if not 0 <= self.self_blend <= 1:
+            raise UserError(f"--self_blend={self.self_blend}: must be in [0, 1]")
         if not 0 <= self.max_false_positive < 1:
             raise UserError(f"--max_false_positive={self.max_false_positive}: must be in [0, 1)")
 
@@ -253,7 +256,8 @@ def _train(trainer: DetectorTrainer, loaded: dict, start: int, log) -> None:
     config = trainer.config
     train = loaded["train"]
     stream = iter(samples_lib.dataset(train.images, train.labels, train.masks, config.batch_size,
-                                      config.augment, config.seed, start))
+                                      config.augment, config.seed, start, config.self_blend,
+                                      samples_lib.template_mask(trainer.record.framing)))
     writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
     evaluation = tf.summary.create_file_writer(os.path.join(config.model_dir, "eval"))
     step, images, window = start, 0, time.perf_counter()
