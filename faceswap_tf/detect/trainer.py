@@ -257,7 +257,8 @@ def _train(trainer: DetectorTrainer, loaded: dict, start: int, log) -> None:
     train = loaded["train"]
     stream = iter(samples_lib.dataset(train.images, train.labels, train.masks, config.batch_size,
                                       config.augment, config.seed, start, config.self_blend,
-                                      samples_lib.template_mask(trainer.record.framing)))
+                                      samples_lib.template_mask(trainer.record.framing) if config.self_blend
+                                      else None))
     writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
     evaluation = tf.summary.create_file_writer(os.path.join(config.model_dir, "eval"))
     step, images, window = start, 0, time.perf_counter()
