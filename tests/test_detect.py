@@ -79,6 +79,10 @@ def test_the_dataset_holds_aligned_real_and_fake_crops_masks_and_provenance(dete
         assert diff[inside].mean() > 5 * max(diff[outside].mean(), 0.5)
         for kind in ("real", "fake"):
             assert os.path.exists(os.path.join(folder, face.crf["35"][kind]))
+        # The real face's landmarks, in the crop: the nose tip lies under the swap's mask.
+        points = np.asarray(face.landmarks)
+        assert points.shape == (68, 2) and (points > 0).all() and (points < 256).all()
+        assert mask[int(points[30, 1]), int(points[30, 0])] > 100
     swapped = os.path.join(folder, by_source["identity_a"].swapped_video)
     from faceswap_tf.convert import video
     assert video.read_metadata(swapped).get("synthetic_media") == "true"
@@ -217,6 +221,54 @@ def test_a_self_blended_face_differs_from_the_real_one_only_where_its_mask_says(
     assert all(0 < m.mean() < 0.9 for m in batch[2].numpy()[fakes])  # none is a swapped face's mask
 
 
+def test_a_reblended_fake_is_its_swap_on_one_side_of_a_line_and_its_real_crop_on_the_other(detect_data):
+    """Re-blended fakes: the dataset's swap kept on one side of a feathered line, the real crop
+    of the same face on the other, the mask cut the same way; the stream pairs each swap with its
+    own real crop."""
+    import tensorflow as tf
+
+    from faceswap_tf.detect import manifest, samples
+
+    folder, _, _ = detect_data
+    found = manifest.read(folder)
+    framing = next(iter(found.jobs.values())).framing.with_view(1.0, 64)
+    every = samples.samples_of(folder, found)
+    by_path = {s.path: s for s in every}
+    fakes = [s for s in every if s.label == 1]
+    assert all(s.pair in by_path and by_path[s.pair].label == 0 and (by_path[s.pair].job, by_path[s.pair].frame,
+               by_path[s.pair].crf) == (s.job, s.frame, s.crf) for s in fakes)
+    assert all(s.pair is None for s in every if s.label == 0)
+    chosen = [s for s in fakes if s.crf is None][:6]
+    fake_images, _, fake_masks = samples.load(chosen, framing)
+    real_images, _, _ = samples.load([by_path[s.pair] for s in chosen], framing)
+    tf.random.set_seed(0)
+    kept_share = []
+    for fake, real, mask in zip(fake_images, real_images, fake_masks, strict=True):
+        assert np.abs(fake.astype(int) - real.astype(int)).max() > 20  # the swap changed the face
+        for _ in range(4):
+            face, label, cut = samples.reblended(tf.constant(fake), tf.constant(real), tf.constant(mask))
+            face, cut = face.numpy().astype(int), cut.numpy()
+            assert float(label) == 1.0 and face.shape == fake.shape and (cut <= mask + 1e-6).all()
+            on_face = mask[..., 0] > 0.5 * mask.max()  # the smoke swapper's mask is about 0.5 inside
+            region = cut[..., 0][on_face] / mask[..., 0][on_face]
+            assert region.max() > 0.9 and region.min() < 0.1, "the line crosses the face"
+            expected = fake[on_face] * region[:, None] + real[on_face] * (1.0 - region[:, None])
+            assert np.abs(face[on_face] - expected).max() <= 1.0
+            kept_share.append(cut.sum() / mask.sum())
+    assert 0.1 < min(kept_share) and max(kept_share) < 0.95 and 0.3 < np.median(kept_share) < 0.7, kept_share
+    # The training stream: with --reblend=1 every swapped face is cut; masks all ones show where.
+    images = np.concatenate([real_images, fake_images])
+    labels = np.r_[np.zeros(len(chosen)), np.ones(len(chosen))].astype(np.float32)
+    masks = np.ones([len(images), 64, 64, 1], np.float32)
+    pairs = np.r_[np.full(len(chosen), -1), np.arange(len(chosen))]
+    batch = next(iter(samples.dataset(images, labels, masks, 32, samples.AugmentConfig(), 0, 0,
+                                      reblend=1.0, pairs=pairs)))
+    fakes_in_batch = batch[1].numpy() == 1
+    assert 4 <= fakes_in_batch.sum() <= 28
+    assert all(0.05 < m.mean() < 0.95 for m in batch[2].numpy()[fakes_in_batch])
+    assert all(m.min() == 1.0 for m in batch[2].numpy()[~fakes_in_batch])
+
+
 def test_the_detector_separates_swaps_of_people_it_never_saw(detector):
     from faceswap_tf.detect.trainer import report_lines
 
@@ -229,6 +281,8 @@ def test_the_detector_separates_swaps_of_people_it_never_saw(detector):
     assert unseen["frame_auc"] >= 0.95, groups
     assert unseen["video_auc"] >= 0.95, groups
     assert compressed["frame_auc"] >= 0.9, groups
+    # Whether the real faces' scores follow their mouths (the closed-mouth shortcut) is measured.
+    assert -1.0 <= unseen["real_score_vs_mouth"] <= 1.0, unseen
     assert groups["validation"]["frame_auc"] >= 0.95
     for name in ("flags.txt", "config.json", "preview.png", "checkpoint", "ckpt-80.index"):
         assert os.path.exists(os.path.join(model_dir, name)), name

@@ -180,7 +180,8 @@ def _convert(config, backend, model_dir, job, name, first, held_out, log):
             for i, face in enumerate(frame_job.faces):
                 stem = f"{frame_job.index}_{i}"
                 record = {"job": name, "frame": frame_job.index, "face": i,
-                          "matrix": np.asarray(face.matrix).round(6).tolist(), "crf": {}}
+                          "matrix": np.asarray(face.matrix).round(6).tolist(), "crf": {},
+                          "landmarks": np.asarray(face.landmarks).round(1).tolist()}
                 parts = {"real": face.crop, "fake": framing.crop(frame_job.frame, face.matrix),
                          "mask": np.round(face.blend_mask * 255.0).clip(0, 255).astype(np.uint8)}
                 for kind, image in parts.items():

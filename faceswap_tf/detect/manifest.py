@@ -20,7 +20,8 @@ files all written before it names them) and a re-run adds only the jobs it lacks
    "real": "crops/JOB/290_0_real.png",   # the original frame's aligned crop (label 0)
    "fake": "crops/JOB/290_0_fake.png",   # the swapped frame's crop, the same matrix (label 1)
    "mask": "crops/JOB/290_0_mask.png",   # the blend weights, 0..255: where the face was replaced
-   "crf": {"35": {"real": "...", "fake": "..."}}}  # both re-encoded as H.264 at that CRF
+   "crf": {"35": {"real": "...", "fake": "..."}},  # both re-encoded as H.264 at that CRF
+   "landmarks": [[x, y], ...]}  # the real face's 68 points in crop pixels (absent in older datasets)
  ]
 }
 ```
@@ -71,6 +72,7 @@ class Face:
     fake: str
     mask: str
     crf: dict  # {"35": {"real": path, "fake": path}}
+    landmarks: list | None = None  # the real face's 68 [x, y] in crop pixels
 
 
 @dataclasses.dataclass

@@ -22,6 +22,14 @@ randomly deformed and feathered face-hull mask. They carry what any swap leaves 
 boundary, a face whose colour, sharpness or position disagrees with the head around it) and
 nothing of one generator's texture or of who the person is, since the same person's real
 face is the other label; and every real face of the training set gives one.
+
+Re-blended fakes (`reblended`) are the dataset's own swaps pasted back into their real crop
+through a part of their mask only: the swap's side of a random feathered line across the face
+(the upper face swapped and the real mouth kept, or the left half, or all but the chin...).
+A swapper that follows the mouth less than the person does (every CPU-trained one so far)
+teaches a detector that a closed mouth means a swap, and a neutral real face is then flagged;
+a fake whose mouth is the real one breaks that shortcut, and the line it is cut along is one
+more blend boundary to find.
 """
 
 import dataclasses
@@ -33,7 +41,7 @@ import tensorflow as tf
 
 from faceswap_tf.detect import manifest as manifest_lib
 from faceswap_tf.errors import UserError
-from faceswap_tf.faces import align, masks
+from faceswap_tf.faces import align, expression, masks
 from faceswap_tf.framing import Framing
 
 
@@ -46,6 +54,8 @@ class Sample:
     job: str
     frame: int
     crf: int | None  # None: not re-encoded
+    pair: str | None = None  # a fake's real crop: the same face, frame and encoding
+    mouth: float | None = None  # the real face's mouth opening (faces.expression); None: no landmarks
 
     @property
     def track(self) -> tuple:
@@ -57,13 +67,15 @@ def samples_of(folder: str, found: manifest_lib.Manifest) -> list[Sample]:
     for face in found.faces:
         job = found.jobs[face.job]
         people = {0: frozenset([job.source]), 1: frozenset([job.source, job.target])}
+        mouth = None if face.landmarks is None else float(expression.mouth_opening(np.asarray(face.landmarks)))
         variants = [(None, {"real": face.real, "fake": face.fake})]
         variants += [(int(crf), paths) for crf, paths in sorted(face.crf.items())]
         for crf, paths in variants:
             for label, kind in ((0, "real"), (1, "fake")):
                 out.append(Sample(os.path.join(folder, paths[kind]), label,
                                   os.path.join(folder, face.mask) if label else None,
-                                  people[label], face.job, face.frame, crf))
+                                  people[label], face.job, face.frame, crf,
+                                  os.path.join(folder, paths["real"]) if label else None, mouth))
     return out
 
 
@@ -261,15 +273,43 @@ def self_blended(image, template):
     return tf.image.convert_image_dtype(blended, tf.uint8, saturate=True), tf.constant(1.0), mask
 
 
+def reblended(fake, real, mask):
+    """A swapped face, its real crop (uint8 [R, R, 3]) and its mask [R, R, 1] -> (uint8 face,
+    label 1, mask): the swap kept on one side of a random feathered line across the face, the
+    real crop on the other (module docstring). The line passes within 30% of the half-side of
+    the centre, so the swap keeps a good part of the face."""
+    uniform = tf.random.uniform
+    side = tf.shape(fake)[0]
+    steps = (tf.cast(tf.range(side), tf.float32) + 0.5) / tf.cast(side, tf.float32) * 2.0 - 1.0
+    y, x = tf.meshgrid(steps, steps, indexing="ij")
+    angle = uniform([], 0.0, 2.0 * np.pi)
+    region = tf.sigmoid((x * tf.cos(angle) + y * tf.sin(angle) - uniform([], -0.3, 0.3))
+                        / uniform([], 0.02, 0.15))[..., None]
+    face = tf.cast(fake, tf.float32) * region + tf.cast(real, tf.float32) * (1.0 - region)
+    return tf.cast(tf.clip_by_value(tf.round(face), 0.0, 255.0), tf.uint8), tf.constant(1.0), mask * region
+
+
 def dataset(images, labels, masks, batch_size: int, config: AugmentConfig, seed: int, start: int,
-            self_blend: float = 0.0, template=None):
+            self_blend: float = 0.0, template=None, reblend: float = 0.0, pairs=None):
     """Endless shuffled, augmented, balanced batches: half real, half swapped faces, of which
-    `self_blend` are real faces self-blended (`self_blended`, with `template_mask`'s hull)."""
+    `self_blend` are real faces self-blended (`self_blended`, with `template_mask`'s hull), and
+    `reblend` of the rest re-blended with their real crop (`reblended`; `pairs` [N] gives each
+    swapped face's real crop as an index into `images`, -1 where there is none)."""
     streams = []
     for label in (0.0, 1.0):
         pick = labels == label
         part = tf.data.Dataset.from_tensor_slices((images[pick], labels[pick], masks[pick]))
-        streams.append(part.shuffle(int(pick.sum()), seed=seed + start, reshuffle_each_iteration=True).repeat())
+        if label and reblend:
+            paired = np.asarray(pairs)[pick]
+            reals = images[np.where(paired >= 0, paired, np.flatnonzero(pick))]
+            part = tf.data.Dataset.from_tensor_slices(
+                (images[pick], labels[pick], masks[pick], reals, paired >= 0))
+        part = part.shuffle(int(pick.sum()), seed=seed + start, reshuffle_each_iteration=True).repeat()
+        if label and reblend:
+            part = part.map(lambda x, y, m, r, ok: tf.cond(
+                ok & (tf.random.uniform([]) < reblend), lambda: reblended(x, r, m), lambda: (x, y, m)),
+                num_parallel_calls=tf.data.AUTOTUNE)
+        streams.append(part)
     weights = None
     if self_blend:
         reals = images[labels == 0]

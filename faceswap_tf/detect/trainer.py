@@ -47,6 +47,7 @@ class DetectConfig:
     learning_rate: float = 3e-4
     mask_weight: float = 1.0  # 0 turns the mask head's loss off
     self_blend: float = 0.0  # share of the swapped half of each batch made by self-blending real faces
+    reblend: float = 0.0  # share of the other fakes pasted into their real crop through part of the mask
     save_every: int = 250
     log_every: int = 50
     eval_every: int = 250
@@ -66,8 +67,9 @@ class DetectConfig:
             raise UserError(f"--eval_every={self.eval_every}: must be 0 (only at the end) or more")
         if not 0 < self.validation < 1:
             raise UserError(f"--validation={self.validation}: must be in (0, 1)")
-        if not 0 <= self.self_blend <= 1:
-            raise UserError(f"--self_blend={self.self_blend}: must be in [0, 1]")
+        for name in ("self_blend", "reblend"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UserError(f"--{name}={getattr(self, name)}: must be in [0, 1]")
         if not 0 <= self.max_false_positive < 1:
             raise UserError(f"--max_false_positive={self.max_false_positive}: must be in [0, 1)")
 
@@ -255,10 +257,12 @@ def run(config: DetectConfig, log=sys.stderr, replay_flags: str | None = None) -
 def _train(trainer: DetectorTrainer, loaded: dict, start: int, log) -> None:
     config = trainer.config
     train = loaded["train"]
+    where = {sample.path: i for i, sample in enumerate(train.samples)}
+    pairs = np.array([where.get(sample.pair, -1) for sample in train.samples], np.int64)
     stream = iter(samples_lib.dataset(train.images, train.labels, train.masks, config.batch_size,
                                       config.augment, config.seed, start, config.self_blend,
                                       samples_lib.template_mask(trainer.record.framing) if config.self_blend
-                                      else None))
+                                      else None, config.reblend, pairs))
     writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
     evaluation = tf.summary.create_file_writer(os.path.join(config.model_dir, "eval"))
     step, images, window = start, 0, time.perf_counter()
@@ -339,17 +343,34 @@ def measure(trainer: DetectorTrainer, loaded: dict, config: DetectConfig) -> dic
     for name, (part, probabilities) in groups.items():
         tracks = [(*s.track, s.frame // config.track_frames) for s in part.samples]
         report["groups"][name] = scores.summary(probabilities, part.labels, tracks, threshold)
+        report["groups"][name]["real_score_vs_mouth"] = _mouth_shortcut(part, probabilities)
     return report
+
+
+def _mouth_shortcut(part: _Part, probabilities: np.ndarray) -> float | None:
+    """Correlation of the real faces' scores with how far their mouths are open (None without
+    landmarks or with too few faces). Near 0 for a detector of what a swap does; strongly
+    negative for one that learnt that a closed mouth means a swap, as it does from a swapper
+    whose mouths open less than the person's (samples.reblended)."""
+    pick = [i for i, s in enumerate(part.samples) if s.label == 0 and s.mouth is not None]
+    if len(pick) < 10:
+        return None
+    mouths = np.array([part.samples[i].mouth for i in pick])
+    chosen = probabilities[pick]
+    if mouths.std() == 0 or chosen.std() == 0:
+        return None
+    return float(np.corrcoef(mouths, chosen)[0, 1])
 
 
 def report_lines(report: dict) -> list[str]:
     lines = [f"threshold {report['threshold']:.4f} (chosen on validation); test people: "
              f"{', '.join(report['test_identities'])}",
              f"{'group':<22} {'faces':>6} {'frame AUC':>9} {'EER':>6} {'acc':>6} {'FP real':>8} "
-             f"{'video AUC':>9}"]
+             f"{'video AUC':>9} {'real~mouth':>10}"]
     for name, g in report["groups"].items():
         def f(value, spec=".3f"):
             return "-" if value is None or value != value else format(value, spec)
         lines.append(f"{name:<22} {g['faces']:>6} {f(g['frame_auc']):>9} {f(g['eer']):>6} "
-                     f"{f(g['accuracy']):>6} {f(g['false_positive_rate']):>8} {f(g['video_auc']):>9}")
+                     f"{f(g['accuracy']):>6} {f(g['false_positive_rate']):>8} {f(g['video_auc']):>9} "
+                     f"{f(g.get('real_score_vs_mouth'), '+.2f'):>10}")
     return lines
