@@ -183,6 +183,27 @@ def test_calibration_people_are_kept_out_of_training_and_give_real_faces_only():
         samples.split(every, frozenset({"e", "f"}), 0.25, frozenset({"z"}))
 
 
+def test_the_closed_mouth_shortcut_is_measured_on_real_faces_only():
+    """`real_score_vs_mouth`: the real faces' scores against their mouth opening; swapped faces
+    and faces without landmarks play no part."""
+    from faceswap_tf.detect import samples, trainer
+
+    rng = np.random.default_rng(0)
+    mouths = rng.uniform(0.0, 0.4, 40)
+
+    def part(scores, label=0, mouth=mouths):
+        found = [samples.Sample(f"{i}", label, None, frozenset(["a"]), "j", i, None, None,
+                                None if mouth is None else float(mouth[i])) for i in range(40)]
+        return trainer._Part(found, None, np.full(40, float(label)), None), np.asarray(scores)
+
+    closed_is_fake = 1.0 - 2.0 * mouths + rng.normal(0, 0.01, 40)
+    assert trainer._mouth_shortcut(*part(closed_is_fake)) < -0.95
+    assert abs(trainer._mouth_shortcut(*part(rng.uniform(0, 1, 40)))) < 0.4
+    assert trainer._mouth_shortcut(*part(closed_is_fake, label=1)) is None  # no real faces
+    assert trainer._mouth_shortcut(*part(closed_is_fake, mouth=None)) is None  # no landmarks
+    assert trainer._mouth_shortcut(*part(closed_is_fake, mouth=np.zeros(40))) is None  # mouths never move
+
+
 def test_a_self_blended_face_differs_from_the_real_one_only_where_its_mask_says(detect_data):
     """Self-blended fakes: a real crop's altered copy pasted into it. Outside the mask every
     pixel is the real face's; inside, the face changed; the mask lies on the face, not the frame."""

@@ -252,11 +252,14 @@ def self_blended(image, template):
     source = tf.image.adjust_contrast(source, uniform([], 0.85, 1.15))
     kind = uniform([], 0, 4, tf.int32)
     sharpness = uniform([], 0.004, 0.012) * side
-    soft = _gaussian(source, sharpness, int(np.ceil(3 * 0.012 * pixels)))
+
+    def soft(x=source):  # computed only in the branches that use it
+        return _gaussian(x, sharpness, int(np.ceil(3 * 0.012 * pixels)))
+
     small = tf.cast(side * uniform([], 0.35, 0.8), tf.int32)
     source = tf.switch_case(kind, [
-        lambda: soft,  # blurred
-        lambda: source + uniform([], 0.5, 1.5) * (source - soft),  # sharpened
+        soft,  # blurred
+        lambda: source + uniform([], 0.5, 1.5) * (source - soft()),  # sharpened
         lambda: tf.image.resize(tf.image.resize(source, [small, small], antialias=True),
                                 tf.shape(source)[:2]),  # drawn at a lower resolution
         lambda: source])

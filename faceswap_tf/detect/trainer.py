@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from faceswap_tf import checkpoints, files, run_record
+from faceswap_tf import checkpoints, files, metrics, run_record
 from faceswap_tf import trainer as gan_trainer
 from faceswap_tf.detect import manifest as manifest_lib
 from faceswap_tf.detect import samples as samples_lib
@@ -257,8 +257,10 @@ def run(config: DetectConfig, log=sys.stderr, replay_flags: str | None = None) -
 def _train(trainer: DetectorTrainer, loaded: dict, start: int, log) -> None:
     config = trainer.config
     train = loaded["train"]
-    where = {sample.path: i for i, sample in enumerate(train.samples)}
-    pairs = np.array([where.get(sample.pair, -1) for sample in train.samples], np.int64)
+    pairs = None
+    if config.reblend:
+        where = {sample.path: i for i, sample in enumerate(train.samples)}
+        pairs = np.array([where.get(sample.pair, -1) for sample in train.samples], np.int64)
     stream = iter(samples_lib.dataset(train.images, train.labels, train.masks, config.batch_size,
                                       config.augment, config.seed, start, config.self_blend,
                                       samples_lib.template_mask(trainer.record.framing) if config.self_blend
@@ -355,11 +357,8 @@ def _mouth_shortcut(part: _Part, probabilities: np.ndarray) -> float | None:
     pick = [i for i, s in enumerate(part.samples) if s.label == 0 and s.mouth is not None]
     if len(pick) < 10:
         return None
-    mouths = np.array([part.samples[i].mouth for i in pick])
-    chosen = probabilities[pick]
-    if mouths.std() == 0 or chosen.std() == 0:
-        return None
-    return float(np.corrcoef(mouths, chosen)[0, 1])
+    correlation = metrics.following([part.samples[i].mouth for i in pick], probabilities[pick])["correlation"]
+    return None if correlation != correlation else correlation  # NaN: the mouths never move
 
 
 def report_lines(report: dict) -> list[str]:
