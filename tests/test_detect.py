@@ -5,6 +5,7 @@ import base64
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -60,7 +61,9 @@ def test_the_dataset_holds_aligned_real_and_fake_crops_masks_and_provenance(dete
     per_job = {name: sum(face.job == name for face in found.faces) for name in found.jobs}
     assert all(MAX_FRAMES // 2 <= count <= MAX_FRAMES for count in per_job.values()), per_job
     from faceswap_tf import media
+    from faceswap_tf.faces import detect
 
+    fitter = detect.FaceDetector(detect.DetectorConfig())
     for face in found.faces[::7]:
         job = found.jobs[face.job]
         assert face.frame >= job.first_frame
@@ -83,6 +86,12 @@ def test_the_dataset_holds_aligned_real_and_fake_crops_masks_and_provenance(dete
         points = np.asarray(face.landmarks)
         assert points.shape == (68, 2) and (points > 0).all() and (points < 256).all()
         assert mask[int(points[30, 1]), int(points[30, 0])] > 100
+        # The swapped crop's own landmarks, fitted in the real face's box, lie on the same face;
+        # fitted the same way on the real crop they give back the real face's.
+        shown = np.asarray(face.fake_landmarks)
+        assert shown.shape == (68, 2) and np.linalg.norm(shown - points, axis=1).mean() < 25
+        refit = fitter.landmarks(cv2.cvtColor(real, cv2.COLOR_BGR2RGB), detect.landmark_box(points))
+        assert np.linalg.norm(refit - points, axis=1).mean() < 5
     swapped = os.path.join(folder, by_source["identity_a"].swapped_video)
     from faceswap_tf.convert import video
     assert video.read_metadata(swapped).get("synthetic_media") == "true"
@@ -204,6 +213,35 @@ def test_the_closed_mouth_shortcut_is_measured_on_real_faces_only():
     assert trainer._mouth_shortcut(*part(closed_is_fake, mouth=np.zeros(40))) is None  # mouths never move
 
 
+def test_mouth_matching_draws_real_and_swapped_faces_with_alike_mouths():
+    """Swaps whose mouths open less than the real faces': drawn by `mouth_matching`'s weights,
+    the mouth no longer tells the label, and `dataset` draws faces by those weights."""
+    from faceswap_tf.detect import samples
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0.0, 1.0], 400)
+    mouths = np.concatenate([rng.uniform(0.0, 0.4, 400), rng.uniform(0.0, 0.4, 400) ** 2 * 2.5])
+    before = samples.label_mouth_correlation(mouths, labels)
+    weights = samples.mouth_matching(list(mouths), labels)
+    after = samples.label_mouth_correlation(mouths, labels, weights)
+    assert before < -0.3 and abs(after) < 0.1, (before, after)
+    for label in (0, 1):
+        assert weights[labels == label].mean() == pytest.approx(1.0)
+    assert weights.max() <= 4.0 + 1e-9 and weights.min() > 0
+    closed = mouths < np.quantile(mouths, 0.25)
+    assert weights[(labels == 0) & closed].mean() > 1.5 > 0.8 > weights[(labels == 1) & closed].mean()
+    # The stream: the real faces by weight (one weighs 9 of 12), the swapped ones likewise.
+    images = np.arange(8, dtype=np.uint8)[:, None, None, None] * np.ones((1, 8, 8, 3), np.uint8)
+    drawn_weights = np.array([1, 1, 1, 9, 1, 1, 1, 1], np.float64)
+    stream = samples.dataset(images, np.repeat([0.0, 1.0], 4), np.zeros((8, 8, 8, 1), np.float32), 16,
+                             samples.AugmentConfig(jpeg=0, blur=0, resize=0, colour=0), 0, 0,
+                             weights=drawn_weights)
+    seen = np.concatenate([np.round(batch[0].numpy()[:, 4, 4, 0] * 255) for batch in stream.take(40)])
+    share = np.bincount(seen.astype(int), minlength=8) / len(seen)
+    assert 0.30 < share[3] < 0.45 and all(0.01 < s < 0.08 for s in share[:3]), share
+    assert all(0.09 < s < 0.16 for s in share[4:]), share
+
+
 def test_a_self_blended_face_differs_from_the_real_one_only_where_its_mask_says(detect_data):
     """Self-blended fakes: a real crop's altered copy pasted into it. Outside the mask every
     pixel is the real face's; inside, the face changed; the mask lies on the face, not the frame."""
@@ -296,6 +334,7 @@ def test_the_detector_separates_swaps_of_people_it_never_saw(detector):
     model_dir, report, log = detector
     print("\n".join(report_lines(report)))
     assert "detector from step 0 to 80" in log
+    assert re.search(r"mouth opening against the label in the training faces: correlation [+-]\d\.\d\d\n", log)
     groups = report["groups"]
     unseen, compressed = groups["unseen_pairs"], groups["unseen_pairs_crf35"]
     assert unseen["faces"] >= 40 and unseen["fakes"] >= 12 and unseen["tracks"] >= 6
@@ -493,6 +532,17 @@ def test_bad_detector_settings_are_one_clear_error(detect_data, detector, smoke_
             resolution=32, width=8, blocks=3)), log=io.StringIO())
     with pytest.raises(UserError, match="not a detector run"):
         exporter.export(exporter.DetectorExportConfig(smoke_model, export_dir=str(tmp_path)), log=io.StringIO())
+    older = tmp_path / "older"  # a dataset built before the swapped faces' landmarks were kept
+    older.mkdir()
+    os.symlink(os.path.join(folder, "crops"), older / "crops")
+    document = json.load(open(os.path.join(folder, "manifest.json")))
+    for face in document["faces"]:
+        face.pop("fake_landmarks")
+    (older / "manifest.json").write_text(json.dumps(document))
+    with pytest.raises(UserError, match="--match_mouths: .*older/manifest.json lacks the landmarks"):
+        trainer.run(trainer.DetectConfig(str(older), str(tmp_path / "m2"), TEST_PEOPLE, match_mouths=True),
+                    log=io.StringIO())
+    assert not os.path.exists(tmp_path / "m2")
     before = sorted(os.listdir(smoke_model))
     record = open(os.path.join(smoke_model, "config.json")).read()
     with pytest.raises(UserError, match="config.json: not a detector run"):

@@ -46,6 +46,10 @@ _REBLEND = flags.DEFINE_float(
     "reblend", 0.0, "Share of the (other) swapped faces in each batch pasted back into their real crop through "
     "the part of their mask on one side of a random line across the face, so that some fakes keep the real "
     "mouth or eyes (samples.reblended).")
+_MATCH_MOUTHS = flags.DEFINE_boolean(
+    "match_mouths", False, "Draw training faces so that the real and the swapped ones show the same "
+    "distribution of mouth openings (each crop's own landmarks), so a closed mouth does not mean a swap; "
+    "needs a dataset built with the swapped faces' landmarks (samples.mouth_matching).")
 _SAVE_EVERY = flags.DEFINE_integer("save_every", 250, "Checkpoint every N steps.")
 _LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Log and write TensorBoard scalars every N steps.")
 _EVAL_EVERY = flags.DEFINE_integer("eval_every", 250, "Validation AUC, ROC and worst faces every N steps.")
@@ -67,7 +71,7 @@ def config_from_flags() -> trainer.DetectConfig:
                                       colour=_COLOUR.value),
         validation=_VALIDATION.value, steps=_STEPS.value, batch_size=_BATCH_SIZE.value,
         learning_rate=_LEARNING_RATE.value, mask_weight=_MASK_WEIGHT.value, self_blend=_SELF_BLEND.value,
-        reblend=_REBLEND.value,
+        reblend=_REBLEND.value, match_mouths=_MATCH_MOUTHS.value,
         save_every=_SAVE_EVERY.value, log_every=_LOG_EVERY.value, eval_every=_EVAL_EVERY.value,
         seed=_SEED.value,
         track_frames=_TRACK_FRAMES.value, max_false_positive=_MAX_FALSE_POSITIVE.value,

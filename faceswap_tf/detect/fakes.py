@@ -171,6 +171,7 @@ def _convert(config, backend, model_dir, job, name, first, held_out, log):
         os.path.join(scratch, f"{kind}_{crf}.mp4"), (info.width, info.height), fps, crf=crf,
         provenance=provenance if kind == "fake" else None) for crf in config.crfs for kind in ("real", "fake")}
     kept: list[tuple[int, int, dict]] = []  # (position in the stream, face index, record)
+    fitter = detect.FaceDetector(convert.detector)  # the swapped face's own landmarks
     position = {"n": 0}
 
     def on_frame(original: np.ndarray, frame_job) -> None:
@@ -179,10 +180,13 @@ def _convert(config, backend, model_dir, job, name, first, held_out, log):
         if (frame_job.index - first) % config.every_nth == 0:
             for i, face in enumerate(frame_job.faces):
                 stem = f"{frame_job.index}_{i}"
+                fake = framing.crop(frame_job.frame, face.matrix)
+                shown = fitter.landmarks(fake, detect.landmark_box(face.landmarks))
                 record = {"job": name, "frame": frame_job.index, "face": i,
                           "matrix": np.asarray(face.matrix).round(6).tolist(), "crf": {},
-                          "landmarks": np.asarray(face.landmarks).round(1).tolist()}
-                parts = {"real": face.crop, "fake": framing.crop(frame_job.frame, face.matrix),
+                          "landmarks": np.asarray(face.landmarks).round(1).tolist(),
+                          "fake_landmarks": np.asarray(shown).round(1).tolist()}
+                parts = {"real": face.crop, "fake": fake,
                          "mask": np.round(face.blend_mask * 255.0).clip(0, 255).astype(np.uint8)}
                 for kind, image in parts.items():
                     record[kind] = _save_png(config.output_dir, crops, f"{stem}_{kind}.png", image)

@@ -21,7 +21,8 @@ files all written before it names them) and a re-run adds only the jobs it lacks
    "fake": "crops/JOB/290_0_fake.png",   # the swapped frame's crop, the same matrix (label 1)
    "mask": "crops/JOB/290_0_mask.png",   # the blend weights, 0..255: where the face was replaced
    "crf": {"35": {"real": "...", "fake": "..."}},  # both re-encoded as H.264 at that CRF
-   "landmarks": [[x, y], ...]}  # the real face's 68 points in crop pixels (absent in older datasets)
+   "landmarks": [[x, y], ...],  # the real face's 68 points in crop pixels (absent in older datasets)
+   "fake_landmarks": [[x, y], ...]}  # the same, as dlib finds them on the swapped crop (absent in older)
  ]
 }
 ```
@@ -73,6 +74,7 @@ class Face:
     mask: str
     crf: dict  # {"35": {"real": path, "fake": path}}
     landmarks: list | None = None  # the real face's 68 [x, y] in crop pixels
+    fake_landmarks: list | None = None  # the swapped crop's, dlib's predictor in the real face's box
 
 
 @dataclasses.dataclass

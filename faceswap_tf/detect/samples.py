@@ -30,6 +30,11 @@ A swapper that follows the mouth less than the person does (every CPU-trained on
 teaches a detector that a closed mouth means a swap, and a neutral real face is then flagged;
 a fake whose mouth is the real one breaks that shortcut, and the line it is cut along is one
 more blend boundary to find.
+
+Mouth-matched drawing (`mouth_matching`) attacks the same shortcut at its source, the data: each
+face is drawn with a weight that gives the real and the swapped faces of a batch the same
+distribution of mouth openings (as each crop shows it: the swap's own, fitted on the swapped
+crop), so how far a mouth is open says nothing about the label.
 """
 
 import dataclasses
@@ -55,7 +60,7 @@ class Sample:
     frame: int
     crf: int | None  # None: not re-encoded
     pair: str | None = None  # a fake's real crop: the same face, frame and encoding
-    mouth: float | None = None  # the real face's mouth opening (faces.expression); None: no landmarks
+    mouth: float | None = None  # the mouth opening the crop shows (faces.expression); None: no landmarks
 
     @property
     def track(self) -> tuple:
@@ -67,7 +72,8 @@ def samples_of(folder: str, found: manifest_lib.Manifest) -> list[Sample]:
     for face in found.faces:
         job = found.jobs[face.job]
         people = {0: frozenset([job.source]), 1: frozenset([job.source, job.target])}
-        mouth = None if face.landmarks is None else float(expression.mouth_opening(np.asarray(face.landmarks)))
+        mouths = [None if points is None else float(expression.mouth_opening(np.asarray(points)))
+                  for points in (face.landmarks, face.fake_landmarks)]
         variants = [(None, {"real": face.real, "fake": face.fake})]
         variants += [(int(crf), paths) for crf, paths in sorted(face.crf.items())]
         for crf, paths in variants:
@@ -75,7 +81,7 @@ def samples_of(folder: str, found: manifest_lib.Manifest) -> list[Sample]:
                 out.append(Sample(os.path.join(folder, paths[kind]), label,
                                   os.path.join(folder, face.mask) if label else None,
                                   people[label], face.job, face.frame, crf,
-                                  os.path.join(folder, paths["real"]) if label else None, mouth))
+                                  os.path.join(folder, paths["real"]) if label else None, mouths[label]))
     return out
 
 
@@ -292,22 +298,55 @@ def reblended(fake, real, mask):
     return tf.cast(tf.clip_by_value(tf.round(face), 0.0, 255.0), tf.uint8), tf.constant(1.0), mask * region
 
 
+def mouth_matching(mouths, labels, bins: int = 8, cap: float = 4.0) -> np.ndarray:
+    """Per face, a drawing weight (mean 1 within each label) under which the real faces' and
+    the swapped faces' mouth openings (`Sample.mouth`) follow one distribution, their pooled one,
+    in `bins` quantile bins; no face weighs more than `cap`, so a handful of rare swaps with an
+    open mouth are not drawn over and over. Every face must have its mouth measured."""
+    labels = np.asarray(labels)
+    values = np.asarray(mouths, np.float64)
+    edges = np.quantile(values, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+    which = np.digitize(values, edges)
+    pooled = np.bincount(which, minlength=bins) / len(values)
+    weights = np.ones(len(values))
+    for label in (0, 1):
+        pick = labels == label
+        if not pick.any():
+            continue
+        share = np.bincount(which[pick], minlength=bins) / pick.sum()
+        ratio = pooled / np.maximum(share, 1e-12)
+        weights[pick] = np.minimum(ratio[which[pick]], cap)
+        weights[pick] /= weights[pick].mean()
+    return weights
+
+
+def label_mouth_correlation(mouths, labels, weights=None) -> float:
+    """How much the mouth opening tells the label, faces drawn by `weights`: the weighted
+    Pearson correlation of the two (negative: swaps show more closed mouths)."""
+    covariance = np.cov(np.asarray(mouths, np.float64), np.asarray(labels, np.float64), aweights=weights)
+    return float(covariance[0, 1] / np.sqrt(covariance[0, 0] * covariance[1, 1]))
+
+
 def dataset(images, labels, masks, batch_size: int, config: AugmentConfig, seed: int, start: int,
-            self_blend: float = 0.0, template=None, reblend: float = 0.0, pairs=None):
+            self_blend: float = 0.0, template=None, reblend: float = 0.0, pairs=None, weights=None):
     """Endless shuffled, augmented, balanced batches: half real, half swapped faces, of which
     `self_blend` are real faces self-blended (`self_blended`, with `template_mask`'s hull), and
     `reblend` of the rest re-blended with their real crop (`reblended`; `pairs` [N] gives each
-    swapped face's real crop as an index into `images`, -1 where there is none)."""
+    swapped face's real crop as an index into `images`, -1 where there is none). With `weights`
+    [N] (`mouth_matching`), each label's faces are drawn in proportion to them."""
     streams = []
     for label in (0.0, 1.0):
         pick = labels == label
-        part = tf.data.Dataset.from_tensor_slices((images[pick], labels[pick], masks[pick]))
+        tensors = (images[pick], labels[pick], masks[pick])
         if label and reblend:
             paired = np.asarray(pairs)[pick]
             reals = images[np.where(paired >= 0, paired, np.flatnonzero(pick))]
-            part = tf.data.Dataset.from_tensor_slices(
-                (images[pick], labels[pick], masks[pick], reals, paired >= 0))
-        part = part.shuffle(int(pick.sum()), seed=seed + start, reshuffle_each_iteration=True).repeat()
+            tensors += (reals, paired >= 0)
+        if weights is None:
+            part = tf.data.Dataset.from_tensor_slices(tensors).shuffle(
+                int(pick.sum()), seed=seed + start, reshuffle_each_iteration=True).repeat()
+        else:
+            part = _drawn(tensors, np.asarray(weights)[pick], seed + start + int(label))
         if label and reblend:
             part = part.map(lambda x, y, m, r, ok: tf.cond(
                 ok & (tf.random.uniform([]) < reblend), lambda: reblended(x, r, m), lambda: (x, y, m)),
@@ -324,6 +363,19 @@ def dataset(images, labels, masks, batch_size: int, config: AugmentConfig, seed:
     mixed = tf.data.Dataset.sample_from_datasets(streams, weights, seed=seed + start)
     mixed = mixed.map(lambda x, y, m: _augmented(x, y, m, config), num_parallel_calls=tf.data.AUTOTUNE)
     return mixed.batch(batch_size, drop_remainder=True).prefetch(2)
+
+
+def _drawn(tensors: tuple, weights: np.ndarray, seed: int) -> tf.data.Dataset:
+    """An endless stream of the rows of `tensors`, each drawn with probability in proportion to
+    its weight (with replacement)."""
+    table = tuple(tf.constant(t) for t in tensors)
+    logits = tf.constant(np.log(weights / weights.sum())[None], tf.float32)
+
+    def row(key):
+        index = tf.random.stateless_categorical(logits, 1, tf.stack([key, tf.constant(0, tf.int64)]))[0, 0]
+        return tuple(tf.gather(t, index) for t in table)
+
+    return tf.data.Dataset.random(seed=seed).map(row, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _augmented(image, label, mask, config):

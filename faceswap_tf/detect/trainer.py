@@ -48,6 +48,7 @@ class DetectConfig:
     mask_weight: float = 1.0  # 0 turns the mask head's loss off
     self_blend: float = 0.0  # share of the swapped half of each batch made by self-blending real faces
     reblend: float = 0.0  # share of the other fakes pasted into their real crop through part of the mask
+    match_mouths: bool = False  # draw faces so that real and swapped ones show alike mouths (samples)
     save_every: int = 250
     log_every: int = 50
     eval_every: int = 250
@@ -229,6 +230,9 @@ def run(config: DetectConfig, log=sys.stderr, replay_flags: str | None = None) -
                             os.path.abspath(config.data_dir), tuple(sorted(config.calibration_identities)))
     parts = samples_lib.split(samples_lib.samples_of(config.data_dir, found), frozenset(config.test_identities),
                               config.validation, frozenset(config.calibration_identities))
+    if config.match_mouths and any(sample.mouth is None for sample in parts.train):
+        raise UserError(f"--match_mouths: {manifest_lib.path_of(config.data_dir)} lacks the landmarks of some "
+                        "faces (the swapped faces' are kept since 2026-11-30); build the dataset again")
     named = {field.name: getattr(parts, field.name) for field in dataclasses.fields(parts)}
     loaded = {name: _Part(part, *samples_lib.load(part, framing)) for name, part in named.items()}
     files.make_folder(config.model_dir, "--model_dir")
@@ -261,10 +265,17 @@ def _train(trainer: DetectorTrainer, loaded: dict, start: int, log) -> None:
     if config.reblend:
         where = {sample.path: i for i, sample in enumerate(train.samples)}
         pairs = np.array([where.get(sample.pair, -1) for sample in train.samples], np.int64)
+    mouths = [sample.mouth for sample in train.samples]
+    weights = samples_lib.mouth_matching(mouths, train.labels) if config.match_mouths else None
+    if all(m is not None for m in mouths):
+        log.write(f"mouth opening against the label in the training faces: correlation "
+                  f"{samples_lib.label_mouth_correlation(mouths, train.labels):+.2f}"
+                  + (f", {samples_lib.label_mouth_correlation(mouths, train.labels, weights):+.2f} as drawn "
+                     "(--match_mouths)" if weights is not None else "") + "\n")
     stream = iter(samples_lib.dataset(train.images, train.labels, train.masks, config.batch_size,
                                       config.augment, config.seed, start, config.self_blend,
                                       samples_lib.template_mask(trainer.record.framing) if config.self_blend
-                                      else None, config.reblend, pairs))
+                                      else None, config.reblend, pairs, weights))
     writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
     evaluation = tf.summary.create_file_writer(os.path.join(config.model_dir, "eval"))
     step, images, window = start, 0, time.perf_counter()

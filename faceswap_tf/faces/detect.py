@@ -176,9 +176,24 @@ class FaceDetector:
         return faces
 
     def landmarks(self, frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-        """The 68 landmarks inside a known box (a tracked face, an aligned crop)."""
+        """The 68 landmarks inside a known box (a tracked face, an aligned crop; `landmark_box`)."""
         gray = _gray(frame)
         return landmarks_to_array(self._predictor(gray, dlib.rectangle(*box)))
+
+
+# Where dlib's detector puts its box around a face's 68 landmarks, in parts of their extent:
+# left, top, right, bottom edges (the mean over 3656 faces of four of the sample clips).
+_BOX_FROM_LANDMARKS = (-0.059, -0.111, 0.050, -0.072)
+
+
+def landmark_box(landmarks: np.ndarray) -> tuple[int, int, int, int]:
+    """The box dlib's detector would give a face with these 68 landmarks: where to fit them
+    again on an altered copy of the same image (a swapped crop)."""
+    (left, top), (right, bottom) = np.min(landmarks, axis=0), np.max(landmarks, axis=0)
+    width, height = right - left, bottom - top
+    dl, dt, dr, db = _BOX_FROM_LANDMARKS
+    return (int(round(left + dl * width)), int(round(top + dt * height)),
+            int(round(right + dr * width)), int(round(bottom + db * height)))
 
 
 class FaceTracker:
