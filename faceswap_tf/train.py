@@ -39,6 +39,11 @@ _BALANCE = flags.DEFINE_float(
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of batches and augmentation.")
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate of G.")
 _D_LEARNING_RATE = flags.DEFINE_float("d_learning_rate", 1e-4, "Adam learning rate of D.")
+_LR_DECAY = flags.DEFINE_enum(
+    "lr_decay", "none", list(trainer.LR_DECAYS), "Both learning rates fall to 0 by the end of the run "
+    "(--steps, or --max_minutes when that comes first): in a straight line, or a half cosine.")
+_LR_DECAY_START = flags.DEFINE_float(
+    "lr_decay_start", 0.0, "Fraction of the run before --lr_decay starts (0: from the first step).")
 _ADVERSARIAL = flags.DEFINE_enum("adversarial", "lsgan", list(losses.ADVERSARIAL), "Adversarial loss.")
 _ADVERSARIAL_WEIGHT = flags.DEFINE_float("adversarial_weight", 0.1, "Weight of the G adversarial term.")
 _ADVERSARIAL_WARMUP = flags.DEFINE_integer("adversarial_warmup", 0, "Steps before the adversarial term.")
@@ -105,7 +110,8 @@ def config_from_flags() -> trainer.TrainConfig:
             mask_tv_weight=_MASK_TV_WEIGHT.value, mask_hull_weight=_MASK_HULL_WEIGHT.value,
         ),
         steps=_STEPS.value, learning_rate=_LEARNING_RATE.value,
-        d_learning_rate=_D_LEARNING_RATE.value, xla=_XLA.value,
+        d_learning_rate=_D_LEARNING_RATE.value, lr_decay=_LR_DECAY.value,
+        lr_decay_start=_LR_DECAY_START.value, xla=_XLA.value,
         mixed_precision=_MIXED_PRECISION.value, run_eagerly=_RUN_EAGERLY.value,
         save_every=_SAVE_EVERY.value, keep_checkpoints=_KEEP_CHECKPOINTS.value,
         log_every=_LOG_EVERY.value, preview_every=_PREVIEW_EVERY.value, eval_every=_EVAL_EVERY.value,

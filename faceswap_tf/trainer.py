@@ -35,6 +35,18 @@ from faceswap_tf.progress import clock
 
 SIDES = ("a", "b")
 INIT_PARTS = ("encoder", "generator", "all")
+LR_DECAYS = ("none", "linear", "cosine")
+
+
+def learning_rate_factor(decay: str, start: float, progress: float) -> float:
+    """The learning rates' multiplier at `progress` (0 to 1) through the run: 1 until `start`,
+    then down to 0 at the end, in a straight line or a half cosine. A run with a fixed budget
+    ends on weights the last, small steps have settled instead of wherever the noise of full-size
+    steps left them (budget-aware decay: Li, Yumer and Ramanan, "Budgeted Training", ICLR 2020)."""
+    if decay == "none" or progress <= start:
+        return 1.0
+    left = max(0.0, 1.0 - (min(progress, 1.0) - start) / (1.0 - start))
+    return left if decay == "linear" else 0.5 * (1.0 - np.cos(np.pi * left))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +76,8 @@ class TrainConfig:
     steps: int = 1000
     learning_rate: float = 1e-4
     d_learning_rate: float = 1e-4
+    lr_decay: str = "none"  # LR_DECAYS: both learning rates fall to 0 by the run's end
+    lr_decay_start: float = 0.0  # fraction of the run (of --steps, or of --max_minutes) before it
     xla: str = "auto"  # auto: on where there is a GPU; on CPUs it measured slower
     mixed_precision: str = "auto"  # auto: bfloat16 where the processor has it, else float32
     run_eagerly: bool = False
@@ -87,6 +101,10 @@ class TrainConfig:
             raise UserError(f"--eval_every={self.eval_every}: must be 0 (never) or more")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise UserError(f"--max_minutes={self.max_minutes}: must be more than 0")
+        if self.lr_decay not in LR_DECAYS:
+            raise UserError(f"--lr_decay={self.lr_decay}: choose {', '.join(LR_DECAYS)}")
+        if not 0.0 <= self.lr_decay_start < 1.0:
+            raise UserError(f"--lr_decay_start={self.lr_decay_start}: must be at least 0 and under 1")
         if self.init_parts not in INIT_PARTS:
             raise UserError(f"--init_parts={self.init_parts}: choose {', '.join(INIT_PARTS)}")
         if not self.worker_timeout > 0:
@@ -185,6 +203,21 @@ class GanTrainer:
         if self.policy == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_scaled")
         return optimizer
+
+    def set_learning_rates(self, factor: float) -> None:
+        """Both optimizers' learning rates at `factor` times the configured ones (the optimizers
+        read their learning-rate variables inside the step, so nothing is traced again)."""
+        for optimizer, rate in ((self.g_optimizer, self.config.learning_rate),
+                                (self.d_optimizer, self.config.d_learning_rate)):
+            getattr(optimizer, "inner_optimizer", optimizer).learning_rate = rate * factor
+
+    def progress(self, step: int, seconds: float) -> float:
+        """How far through its budget a run is after `step` steps and `seconds` of training in
+        this process: of --steps, or of --max_minutes when that runs out first."""
+        done = step / self.config.steps
+        if self.config.max_minutes:
+            done = max(done, seconds / (60.0 * self.config.max_minutes))
+        return done
 
     def distribute(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
         """The dataset of global batches, split across this strategy's replicas."""
@@ -434,7 +467,7 @@ def _train(trainer: GanTrainer, faces: dict, start: int, record, log) -> dict:
         raise UserError("--max_minutes: workers would stop at different steps; on several machines, "
                         "give --steps")
     stop = StopSignal()
-    logged, step = {}, start
+    logged, step, assigned = {}, start, None
     window_start, images = time.perf_counter(), 0
     run_start = window_start
     paused = 0.0  # held-out evaluation time: neither the img/s nor the --max_minutes budget count it
@@ -442,6 +475,11 @@ def _train(trainer: GanTrainer, faces: dict, start: int, record, log) -> dict:
                              os.path.join(config.model_dir, "train"), log)
     with writer.as_default(), stop, profiler:
         while step < config.steps:
+            factor = learning_rate_factor(config.lr_decay, config.lr_decay_start,
+                                          trainer.progress(step, time.perf_counter() - run_start - paused))
+            if factor != assigned:  # always at the start: a checkpoint holds the rates it ended with
+                trainer.set_learning_rates(factor)
+                assigned = factor
             profiler.before(step + 1)
             values, finite = trainer.train_step(next(streams[0]), next(streams[1]))
             profiler.after(step + 1, values)
@@ -462,7 +500,7 @@ def _train(trainer: GanTrainer, faces: dict, start: int, record, log) -> dict:
                 logged = {k: float(v) for k, v in values.items()}
                 for name, value in logged.items():
                     tf.summary.scalar(name, value, step=step)
-                tf.summary.scalar("learning_rate", config.learning_rate, step=step)
+                tf.summary.scalar("learning_rate", config.learning_rate * factor, step=step)
                 tf.summary.scalar("images_per_second", rate, step=step)
                 eta = (config.steps - step) * (now - run_start - paused) / (step - start)
                 if config.max_minutes:

@@ -97,6 +97,44 @@ def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(face_dirs, tmp_
         assert resumed[name] == pytest.approx(straight[name], rel=1e-4, abs=1e-6), name
 
 
+def test_learning_rate_decay_shapes():
+    linear = [trainer.learning_rate_factor("linear", 0.5, p) for p in (0.0, 0.5, 0.75, 1.0, 1.2)]
+    assert linear == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0])
+    cosine = [trainer.learning_rate_factor("cosine", 0.0, p) for p in (0.0, 0.5, 0.9, 1.0)]
+    assert cosine == pytest.approx([1.0, 0.5, 0.5 * (1 - np.cos(0.1 * np.pi)), 0.0])
+    assert trainer.learning_rate_factor("none", 0.0, 0.99) == 1.0
+    with pytest.raises(trainer.UserError, match="--lr_decay_start=1"):
+        tiny_config({"a": "a", "b": "b"}, "m", lr_decay="linear", lr_decay_start=1.0)
+    with pytest.raises(trainer.UserError, match="--lr_decay=step"):
+        tiny_config({"a": "a", "b": "b"}, "m", lr_decay="step")
+    timed = trainer.GanTrainer(tiny_config({"a": "a", "b": "b"}, "m", steps=1000, max_minutes=2.0))
+    assert timed.progress(100, 90.0) == pytest.approx(0.75)  # the budget that runs out first
+    assert timed.progress(900, 90.0) == pytest.approx(0.9)
+
+
+def test_a_decayed_run_follows_its_steps_and_resumes_as_if_uninterrupted(face_dirs, tmp_path):
+    decay = dict(lr_decay="linear", lr_decay_start=0.5, log_every=6)
+    straight = trainer.run(tiny_config(face_dirs, tmp_path / "straight", steps=6, **decay), log=io.StringIO())
+    constant = trainer.run(tiny_config(face_dirs, tmp_path / "constant", steps=6, log_every=6),
+                           log=io.StringIO())
+    assert any(abs(straight[k] - constant[k]) > 1e-3 * abs(constant[k]) for k in straight)
+    # Steps 1-3 are before the decay starts; stopped there, then resumed to the end.
+    trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=3), log=io.StringIO())
+    resumed = trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=6, **decay), log=io.StringIO())
+    for name in straight:
+        assert resumed[name] == pytest.approx(straight[name], rel=1e-4, abs=1e-6), name
+
+    def last_rate(model_dir, **settings):
+        gan = trainer.GanTrainer(tiny_config(face_dirs, model_dir, **settings))
+        gan.restore(io.StringIO())
+        return float(gan.g_optimizer.learning_rate), float(gan.d_optimizer.learning_rate)
+
+    assert last_rate(tmp_path / "resumed", steps=6) == pytest.approx((1e-4 / 3, 1e-4 / 3))  # step 6's
+    # A checkpoint keeps the rate it ended with; a run without decay goes on at the full rate.
+    trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=7), log=io.StringIO())
+    assert last_rate(tmp_path / "resumed", steps=7) == pytest.approx((1e-4, 1e-4))
+
+
 def distributed_matches_one_device(faces_a, faces_b, model_dir):
     """Run in a fresh process (logical devices must be set before TensorFlow starts): three
     steps on one CPU device, then the same three global batches split across two logical
