@@ -3,15 +3,20 @@
 Each frame of the swapped video is paired with the original frame it was made from (found by
 content, or from --start). In the original, dlib finds the faces, their 68 landmarks and
 follows them from frame to frame (tracks); in the swapped frame it finds them again. Every
-measure is taken on the swap AND on three controls rendered from the same original frames,
-so each number is read against what a faithful video and what an obvious fake score:
+measure is taken on the swap AND on three controls (four with the model's run) rendered from
+the same original frames, so each number is read against what a faithful video and what an obvious fake score:
 
 - `unmodified`: the original frame through a JPEG round trip (quality 90), the floor that
   encoding alone leaves;
 - `still`: one face of B, pasted on every frame with the converter's own colour matching,
   mask and blending, following the head but never the expression: it carries B's identity
   perfectly, so identity alone cannot tell it from a swap;
-- `jittered`: that paste moved by a random few percent every frame.
+- `jittered`: that paste moved by a random few percent every frame;
+- `ceiling` (when the model's framing is known, --model_dir): A's own face reduced to the
+  network's view at its resolution and pasted back through A's face hull with the converter's
+  blending: what a perfect model of that resolution would score. Where the swap falls short
+  of it the model is at fault; where the ceiling itself fails a band (detail, at 64 px), no
+  model of that size can meet it.
 
 Per face and frame (`metrics` has the formulas):
 - identity: the dlib descriptor of the swapped face, retrieved among galleries of A, of B and
@@ -62,9 +67,10 @@ from faceswap_tf.progress import Progress
 
 REPORT_FORMAT = "faceswap_tf-evaluation"
 REPORT_VERSION = 2
-VARIANTS = ("swapped", "unmodified", "still", "jittered")
+VARIANTS = ("swapped", "unmodified", "still", "jittered", "ceiling")
 SPLITS = ("held_out", "training", "unknown")
 CONTROLS = VARIANTS[1:]
+_NOT_FOR_CEILING = ("identity", "feature_similarity")  # bands that do not apply to A's own face
 _THUMB = 32  # side of the thumbnails frames are matched by
 _MATCH_FRAMES = 8  # swapped frames matched at once
 _MAX_MATCH_ERROR = 12.0  # mean |difference| per 8-bit channel above which no stretch matches
@@ -344,7 +350,8 @@ def find_offset(original: str, swapped: str, start: int | None = None, log=sys.s
 class _Controls:
     """Renders the controls of an original frame: the JPEG round trip, and one face of B
     (its training face with the median mouth opening) pasted still and jittered, with the
-    converter's colour matching, mask shaping and blending at their default settings."""
+    converter's colour matching, mask shaping and blending at their default settings; when
+    `framing` has the network's view, the ceiling: A's own face through that view."""
 
     def __init__(self, faces_b: str, holdout: float, framing: Framing, erode: float = 0.02,
                  feather: float = 0.03, colour: str = "lab"):
@@ -358,7 +365,12 @@ class _Controls:
                             f"faces are framed {framing.crop_size} px, padding {framing.padding}")
         hull = masks.face_mask(chosen.crop_landmarks(), chosen.size).astype(np.float32) / 255.0
         self.face, self.mask = crop, blend.shape_mask(hull, erode, feather)
-        self.colour = colour
+        self.colour, self.erode, self.feather = colour, erode, feather
+        self.view = framing if framing.resolution else None
+        if self.view is not None:  # the crop pixels a network's output reaches (0 beyond its view)
+            view = np.ones((framing.resolution,) * 2, np.float32)
+            self.footprint = cv2.warpAffine(view, framing.crop_from_view, (framing.crop_size,) * 2,
+                                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         self.source = f"{chosen.file} (mouth opening {float(np.median(opening)):.2f}, the median of B's)"
 
     def __call__(self, index: int, frame: np.ndarray, faces: list[detect.Face]) -> dict:
@@ -366,10 +378,14 @@ class _Controls:
                                                                                  _JPEG_QUALITY])
         out = {"unmodified": cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB),
                "still": frame.copy(), "jittered": frame.copy()}
+        if self.view is not None:
+            out["ceiling"] = frame.copy()
         rng = np.random.default_rng(index)  # the same jitter at every run
         size = self.framing.crop_size
         for face in faces:
             matrix = self.framing.crop_matrix(face.landmarks)
+            if self.view is not None:
+                self._ceiling(out["ceiling"], frame, face, matrix)
             for name in ("still", "jittered"):
                 placed = matrix
                 if name == "jittered":
@@ -381,6 +397,17 @@ class _Controls:
                 coloured = blend.colour_transfer(self.face, target, self.mask, self.colour)
                 blend.paste(out[name], coloured, self.mask, placed)
         return out
+
+    def _ceiling(self, out: np.ndarray, frame: np.ndarray, face: detect.Face, matrix: np.ndarray) -> None:
+        """A's face as the network sees it (its view, at its resolution), scaled back up as the
+        converter scales a swap (bilinear) and pasted through A's own face hull, within the
+        view as the converter's mask is."""
+        size = self.framing.crop_size
+        seen = self.view.to_view(self.framing.crop(frame, matrix))
+        back = cv2.warpAffine(seen, self.view.crop_from_view, (size, size), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REFLECT_101)
+        hull = masks.face_mask(align.transform_points(matrix, face.landmarks), size).astype(np.float32) / 255.0
+        blend.paste(out, back, blend.shape_mask(hull * self.footprint, self.erode, self.feather), matrix)
 
 
 @dataclasses.dataclass
@@ -468,7 +495,7 @@ class _FrameMeasure:
                       "sharpness": round(metrics.sharpness(ratios), 4),
                       "feature_similarity": round(similar[name], 4),
                       "pose_error": round(pose.rotation_between(original_pose, variant_pose), 2)}
-            if name == "swapped" or index % self.control_identity_every == 0:
+            if name == "swapped" or (name != "ceiling" and index % self.control_identity_every == 0):
                 values.update(self._identity(variants[name], points))
             entry[name] = values
         return entry
@@ -651,7 +678,8 @@ def verdict(summary: dict) -> list[dict]:
         for name in VARIANTS:
             value = summary.get(name, {}).get(band.key)
             row[name] = value
-            row[f"{name}_passes"] = band.check(value)
+            applies = name != "ceiling" or band.key not in _NOT_FOR_CEILING
+            row[f"{name}_passes"] = band.check(value) if applies else None
         rows.append(row)
     return rows
 

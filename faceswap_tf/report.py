@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 COLUMNS = (("swapped", "this swap"), ("unmodified", "unmodified (JPEG q90)"), ("still", "still B paste"),
-           ("jittered", "jittering B paste"))
+           ("jittered", "jittering B paste"), ("ceiling", "A at the model's resolution"))
 _PERCENT = {"identity"}
 _DEGREES = {"pose_rotation"}
 _DECIBELS = {"background_psnr"}
@@ -79,11 +79,16 @@ def markdown(results: dict, sheet_name: str) -> str:
         "",
         *verdict_table(results),
         "",
-        "Each measure is taken on the swap and, for scale, on three controls made from the same original "
+        "Each measure is taken on the swap and, for scale, on controls made from the same original "
         "frames: the original through a JPEG round trip (what encoding alone costs), one face of B pasted "
         "still on every frame with the converter's own colour matching and blending (perfect identity, no "
         "expression), and that paste jittered by a few percent every frame. A measure that the still or the "
-        "jittering paste passes cannot tell a good swap from a bad one on its own.",
+        "jittering paste passes cannot tell a good swap from a bad one on its own."
+        + (" With the model's run (`--model_dir`), a fourth: A's own face reduced to the network's view at its "
+           "resolution and pasted back (the ceiling: a perfect model of that size; identity and own "
+           "features aside, as it is A's face, where the swap falls short of it the model is at fault, and a "
+           "band the ceiling fails no model of that size meets)."
+           if any(row.get("ceiling") is not None for row in results["verdict"]) else ""),
         "",
         "- **identity**: the swapped face's dlib 128-D descriptor (a stand-in for ArcFace/CosFace) is "
         f"retrieved among the galleries of A ({inputs['galleries']['a']}), B ({inputs['galleries']['b']}) and "

@@ -28,8 +28,9 @@ def passes(report, column):
 
 
 @pytest.fixture(scope="module")
-def unmodified_report(face_dirs, data_dir, tmp_path_factory):
-    """identity_a's held-out end, re-encoded, with a distractor clip and photo beside the pair."""
+def unmodified_report(face_dirs, data_dir, smoke_model, tmp_path_factory):
+    """identity_a's held-out end, re-encoded, with a distractor clip and photo beside the pair;
+    with the smoke model's run, so that its framing gives the ceiling control (64 px)."""
     folder = tmp_path_factory.mktemp("unmodified")
     clip = data_path(data_dir, "clips", "identity_a.mp4")
     copy = str(folder / "copy.mp4")
@@ -41,7 +42,7 @@ def unmodified_report(face_dirs, data_dir, tmp_path_factory):
     distractors = (data_path(data_dir, "clips", "extra_man_hoodie.mp4"),
                    data_path(data_dir, "images", "faces", "biden2.jpg"))
     report, config, log = evaluate(face_dirs, clip, copy, folder / "out", max_frames=50,
-                                   distractors=distractors)
+                                   distractors=distractors, model_dir=smoke_model)
     return report, config, log
 
 
@@ -70,6 +71,21 @@ def test_a_still_and_a_jittering_paste_of_b_pass_identity_and_fail_expression_an
     rows = {row["key"]: row for row in report["verdict"]}
     for key in ("mouth_correlation", "mouth_gain", "eye_correlation", "motion_correlation"):
         assert rows[key]["swapped"] > max(rows[key]["still"], rows[key]["jittered"]) + 0.2, rows[key]
+
+
+def test_the_ceiling_a_at_64_px_follows_a_and_fails_only_detail_of_the_expression_bands(unmodified_report):
+    # A's own face through a 64 px network's view: what a perfect model of that size scores.
+    report, _, _ = unmodified_report
+    verdict = passes(report, "ceiling")
+    for key in ("mouth_correlation", "mouth_gain", "eye_correlation", "motion_correlation", "motion_speed",
+                "pose_rotation"):
+        assert verdict[key], (key, report["verdict"])
+    assert verdict["sharpness"] is False  # 64 px
+    assert verdict["identity"] is None and verdict["feature_similarity"] is None  # A's own face: n/a
+    held = report["summary"]["held_out"]
+    ceiling = held["ceiling"]
+    assert ceiling["sharpness"] < held["unmodified"]["sharpness"] - 0.3, ceiling["detail_ratios"]
+    assert held["ceiling"]["mouth_gain"] > 0.85, held["ceiling"]["mouth_following"]
 
 
 def test_a_paste_of_b_that_lets_a_s_eyes_and_mouth_through_fails_own_features(face_dirs, data_dir, tmp_path):
@@ -124,6 +140,7 @@ def test_a_video_of_b_passes_identity(face_dirs, data_dir, tmp_path):
     report, _, _ = evaluate(face_dirs, clip, clip, tmp_path, max_frames=20)
     verdict = passes(report, "swapped")
     assert verdict["identity"] is True and verdict["pose_rotation"] and verdict["sharpness"]
+    assert "ceiling" not in report["summary"]["unknown"]  # no model run: no network's view to reduce A to
     summary = report["summary"]["unknown"]["swapped"]  # A's faces do not come from this video
     assert summary["identity"] == 1.0 and summary["pose_rotation"] == 0.0
     assert summary["background_psnr"] == float("inf")  # the same frames
