@@ -77,6 +77,15 @@ def hinge_generator_loss(fake_logits):
     return -tf.reduce_mean(fake_logits)
 
 
+def code_confusion_loss(logits):
+    """L_E = mean((C(code) - 0.5)^2): the encoder's term against the code discriminator C
+    (trained with `lsgan_discriminator_loss`, A's codes as 1 and B's as 0), pulling each
+    person's codes to where C cannot tell whose they are (a least-squares form of the domain
+    confusion of Tzeng et al., 2015; symmetric, where DeepFaceLab's "true face" pulls only the
+    face-giver's codes towards the other person's)."""
+    return tf.reduce_mean(tf.square(logits - 0.5))
+
+
 # name -> (discriminator loss, generator loss)
 ADVERSARIAL = {
     "lsgan": (lsgan_discriminator_loss, lsgan_generator_loss),

@@ -188,6 +188,21 @@ def build_decoder(cfg: ModelConfig, side: str) -> keras.Model:
     return keras.Model(code, {"rgb": rgb, "mask": mask}, name=f"decoder_{side}")
 
 
+def build_code_discriminator(cfg: ModelConfig) -> keras.Model:
+    """Which person an encoder code came from: one logit per cell of a (4, 4) grid over the
+    (8, 8) code (after DeepFaceLab's "true face" discriminator). Trained against it, the shared
+    encoder gives both people's faces codes of one distribution, so a decoder fed the other
+    person's code (a swap) meets codes like the ones it learnt to draw."""
+    code = keras.Input(cfg.code_shape, name="code")  # (8, 8, 512)
+    x = layers.Conv2D(cfg.filters(256), 3, padding="same", name="c0")(code)
+    x = LeakyReLU(0.2, name="c0_act")(x)
+    x = layers.Conv2D(cfg.filters(256), 3, strides=2, padding="same", name="c1")(x)  # (4, 4, 256)
+    x = LeakyReLU(0.2, name="c1_act")(x)
+    logits = layers.Conv2D(1, 3, padding="same", name="logits")(x)
+    logits = layers.Activation("linear", dtype="float32", name="code_logits")(logits)
+    return keras.Model(code, logits, name="code_discriminator")
+
+
 def build_discriminator(cfg: ModelConfig, side: str) -> keras.Model:
     """PatchGAN on the face alone: one logit per patch of an (8, 8) grid at 64 px."""
     size = cfg.resolution

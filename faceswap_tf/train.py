@@ -56,6 +56,11 @@ _MASK_TV_WEIGHT = flags.DEFINE_float("mask_tv_weight", 0.1, "Weight of the mask'
 _MASK_HULL_WEIGHT = flags.DEFINE_float(
     "mask_hull_weight", 0.5, "Weight of L1 between the mask and the landmarks' face hull."
 )
+_CODE_ADVERSARIAL_WEIGHT = flags.DEFINE_float(
+    "code_adversarial_weight", 0.0, "Weight of the code term (after DeepFaceLab's true face, symmetric, least "
+    "squares): a discriminator on the encoder's codes learns to tell A's from B's (at --d_learning_rate), and "
+    "the encoder to give both people codes it cannot tell apart, so a swap feeds B's decoder codes like the "
+    "ones it was trained on. 0: off; a run resumes only with it on or off as it started.")
 _XLA = flags.DEFINE_enum("xla", "auto", list(runtime.XLA_CHOICES), "XLA; auto: on with a GPU, off on CPU.")
 _MIXED_PRECISION = flags.DEFINE_enum(
     "mixed_precision", "auto", list(runtime.PRECISIONS),
@@ -108,6 +113,7 @@ def config_from_flags() -> trainer.TrainConfig:
             eyes_mouth_weight=_EYES_MOUTH_WEIGHT.value, ssim_weight=_SSIM_WEIGHT.value,
             edge_weight=_EDGE_WEIGHT.value, mask_l1_weight=_MASK_L1_WEIGHT.value,
             mask_tv_weight=_MASK_TV_WEIGHT.value, mask_hull_weight=_MASK_HULL_WEIGHT.value,
+            code_adversarial_weight=_CODE_ADVERSARIAL_WEIGHT.value,
         ),
         steps=_STEPS.value, learning_rate=_LEARNING_RATE.value,
         d_learning_rate=_D_LEARNING_RATE.value, lr_decay=_LR_DECAY.value,

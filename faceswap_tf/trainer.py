@@ -1,7 +1,8 @@
 """GanTrainer: the faceswap-GAN training step, checkpoints, summaries and previews.
 
 One step trains both people: the encoder and both decoders (`_g_step`), then the
-discriminators (`_d_step`) on the composites G made; each has its own tape, variable list
+discriminators (`_d_step`) on the composites G made, and with --code_adversarial_weight the
+code discriminator (`_c_step`) on the codes G made; each has its own tape, variable list
 and optimizer. The step runs under a tf.distribute strategy (`resolve_strategy`): each
 replica takes its share of the global batch and the gradients are summed across replicas,
 so N replicas compute the step one device would. The reconstruction of person
@@ -61,10 +62,13 @@ class LossConfig:
     mask_l1_weight: float = 0.01
     mask_tv_weight: float = 0.1
     mask_hull_weight: float = 0.5  # L1 between the mask and the landmarks' face hull
+    code_adversarial_weight: float = 0.0  # >0: a code discriminator makes A's and B's codes alike
 
     def __post_init__(self):
         if self.adversarial not in losses.ADVERSARIAL:
             raise UserError(f"--adversarial={self.adversarial}: choose one of {', '.join(losses.ADVERSARIAL)}")
+        if self.code_adversarial_weight < 0:
+            raise UserError(f"--code_adversarial_weight={self.code_adversarial_weight}: must be 0 or more")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +168,8 @@ class GanTrainer:
             self.encoder = models.build_encoder(cfg)
             self.decoders = {side: models.build_decoder(cfg, side) for side in SIDES}
             self.discriminators = {side: models.build_discriminator(cfg, side) for side in SIDES}
+            self.code_discriminator = (models.build_code_discriminator(cfg)
+                                       if config.loss.code_adversarial_weight else None)
         self.g_variables = self.encoder.trainable_variables + [
             v for side in SIDES for v in self.decoders[side].trainable_variables
         ]
@@ -179,6 +185,12 @@ class GanTrainer:
             discriminator_a=self.discriminators["a"], discriminator_b=self.discriminators["b"],
             g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer, step=self.step,
         )
+        self.c_variables, self.c_optimizer = [], None
+        if self.code_discriminator is not None:  # its own optimizer: D's keeps its checkpoint layout
+            self.c_variables = self.code_discriminator.trainable_variables
+            self.c_optimizer = self._optimizer(config.d_learning_rate, "c_optimizer")
+            self.c_optimizer.build(self.c_variables)
+            self._tracked.update(code_discriminator=self.code_discriminator, c_optimizer=self.c_optimizer)
 
     def _checkpoint(self, config):
         self.checkpoint = tf.train.Checkpoint(**self._tracked)
@@ -205,10 +217,14 @@ class GanTrainer:
         return optimizer
 
     def set_learning_rates(self, factor: float) -> None:
-        """Both optimizers' learning rates at `factor` times the configured ones (the optimizers
-        read their learning-rate variables inside the step, so nothing is traced again)."""
+        """The optimizers' learning rates at `factor` times the configured ones (G's, and D's
+        also for the code discriminator; the optimizers read their learning-rate variables
+        inside the step, so nothing is traced again)."""
         for optimizer, rate in ((self.g_optimizer, self.config.learning_rate),
-                                (self.d_optimizer, self.config.d_learning_rate)):
+                                (self.d_optimizer, self.config.d_learning_rate),
+                                (self.c_optimizer, self.config.d_learning_rate)):
+            if optimizer is None:
+                continue
             getattr(optimizer, "inner_optimizer", optimizer).learning_rate = rate * factor
 
     def progress(self, step: int, seconds: float) -> float:
@@ -261,6 +277,13 @@ class GanTrainer:
                 run_record.check_matches_checkpoint(
                     run_record.read(model_dir).settings(), path, run_record.path_of(model_dir),
                     "the record no longer describes the checkpoint (edited by hand?); put it back as it was")
+        # (A checkpoint names each variable by its first path: the code discriminator's own may
+        # sit under an optimizer's, but c_optimizer's iteration count is always its own.)
+        has_code = any(name.startswith("c_optimizer/") for name, _ in tf.train.list_variables(path))
+        if has_code != (self.code_discriminator is not None):
+            raise UserError(f"{path}: trained {'with' if has_code else 'without'} the code discriminator; "
+                            f"resume with{'' if has_code else 'out'} --code_adversarial_weight, or train in "
+                            "another --model_dir")
         # A checkpoint from before the settings were saved in it is restored without them.
         tracked = self._tracked if saved is not None else {
             k: v for k, v in self._tracked.items() if k != "run_settings"}
@@ -273,8 +296,8 @@ class GanTrainer:
     def warm_start(self, model_dir: str, parts: str, log=sys.stderr) -> dict:
         """Starts this run's networks from another run's newest checkpoint (a base pretrained
         on many faces, say): the encoder, with `parts` "generator" the decoders too, with "all"
-        the discriminators as well; the optimizers start afresh. UserError if that run's
-        networks or framing are not this run's."""
+        the image discriminators as well; the optimizers and a code discriminator start afresh.
+        UserError if that run's networks or framing are not this run's."""
         record, path = run_record.read_checked(model_dir)
         ours = self.record.settings() if self.record else None
         for setting, wanted in (("model", dataclasses.asdict(self.config.model)),
@@ -301,9 +324,11 @@ class GanTrainer:
         """Whether every floating-point variable a checkpoint holds (the networks' weights and
         the optimizers' slots) is finite: a finite loss can still come with a non-finite
         gradient, which the step applies."""
-        variables = [v for network in (self.encoder, *self.decoders.values(), *self.discriminators.values())
-                     for v in network.variables]
-        variables += list(self.g_optimizer.variables) + list(self.d_optimizer.variables)
+        networks = (self.encoder, *self.decoders.values(), *self.discriminators.values(),
+                    self.code_discriminator)
+        variables = [v for network in networks if network is not None for v in network.variables]
+        for optimizer in (self.g_optimizer, self.d_optimizer, self.c_optimizer):
+            variables += list(optimizer.variables) if optimizer is not None else []
         return all_finite(variables)
 
     # --- the step ---------------------------------------------------------------------
@@ -338,8 +363,8 @@ class GanTrainer:
         with tf.GradientTape() as tape:
             g_losses, mask_means, fakes = {}, {}, {}
             # The encoder (no batch-dependent layers) runs once on both people's batches.
-            codes = tf.split(self.encoder(tf.concat([batches[s]["warped"] for s in SIDES], 0),
-                                          training=True), len(SIDES), axis=0)
+            both = self.encoder(tf.concat([batches[s]["warped"] for s in SIDES], 0), training=True)
+            codes = tf.split(both, len(SIDES), axis=0)
             for side, code in zip(SIDES, codes, strict=True):
                 batch = batches[side]
                 target = batch["target"]
@@ -362,10 +387,25 @@ class GanTrainer:
                 mask_means[side] = tf.reduce_mean(mask)
                 fakes[side] = tf.stop_gradient(composite)
             total = tf.add_n(list(g_losses.values()))
+            if self.code_discriminator is not None:  # it reaches the encoder alone
+                logits = tf.cast(self.code_discriminator(both, training=False), tf.float32)
+                g_losses["code"] = losses.code_confusion_loss(logits)
+                total += cfg.code_adversarial_weight * g_losses["code"]
             scaled = self._scale(self.g_optimizer, total / self.strategy.num_replicas_in_sync)
         grads = tape.gradient(scaled, self.g_variables)
         self.g_optimizer.apply(grads, self.g_variables)
-        return g_losses, mask_means, fakes
+        return g_losses, mask_means, fakes, tf.stop_gradient(both)
+
+    def _c_step(self, codes):
+        """The code discriminator's step on the codes G made this step (A's first, then B's):
+        1 for A's, 0 for B's (LSGAN)."""
+        with tf.GradientTape() as tape:
+            logits = tf.cast(self.code_discriminator(codes, training=True), tf.float32)
+            loss = 0.5 * losses.lsgan_discriminator_loss(*tf.split(logits, 2, axis=0))
+            scaled = self._scale(self.c_optimizer, loss / self.strategy.num_replicas_in_sync)
+        grads = tape.gradient(scaled, self.c_variables)
+        self.c_optimizer.apply(grads, self.c_variables)
+        return loss
 
     @staticmethod
     def _scale(optimizer, loss):
@@ -378,11 +418,13 @@ class GanTrainer:
                    for side, batch in (("a", batch_a), ("b", batch_b))}
         # G first: its composites (from the weights before its update) are D's fakes, so
         # each step runs the generators forward once, not twice.
-        g_losses, mask_means, fakes = self._g_step(batches)
+        g_losses, mask_means, fakes, codes = self._g_step(batches)
         d_losses = self._d_step(batches, fakes)
         scalars = {f"loss/d_{s}": d_losses[s] for s in SIDES}
         scalars.update({f"loss/g_{s}": g_losses[s] for s in SIDES})
         scalars.update({f"mask/mean_{s}": mask_means[s] for s in SIDES})
+        if self.code_discriminator is not None:
+            scalars.update({"loss/code_d": self._c_step(codes), "loss/code_g": g_losses["code"]})
         return scalars
 
     def _train_step(self, batch_a, batch_b):

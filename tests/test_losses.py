@@ -66,3 +66,22 @@ def test_adversarial_losses_on_known_logits(name, d_real_fake, d_value, g_value)
     # A fooled discriminator: the generator's loss is lower, the discriminator's higher.
     assert float(g_loss(real)) < float(g_loss(fake))
     assert float(d_loss(fake, real)) > float(d_loss(real, fake))
+
+
+def test_the_code_confusion_term_pulls_both_people_s_codes_to_where_they_cannot_be_told_apart():
+    # A code discriminator that tells A (1) from B (0): a linear read-out of the codes.
+    read = tf.constant([0.5, -0.25, 0.0])
+
+    def logits(codes):
+        return tf.reduce_sum(codes * read, axis=-1)
+
+    codes = tf.Variable([[1.0, -1.0, 0.3], [0.9, -1.2, 0.0], [-1.0, 1.0, 0.2], [-0.8, 0.7, -0.1]])
+    of_a, of_b = np.split(logits(codes).numpy(), 2)
+    assert of_a.min() > 0.7 and of_b.max() < -0.3  # told apart
+    for _ in range(50):  # the encoder's side: plain gradient steps on the codes themselves
+        with tf.GradientTape() as tape:
+            loss = losses.code_confusion_loss(logits(codes))
+        codes.assign_sub(0.5 * tape.gradient(loss, codes))
+    of_a, of_b = np.split(logits(codes).numpy(), 2)
+    np.testing.assert_allclose(np.concatenate([of_a, of_b]), 0.5, atol=0.05)  # no longer told apart
+    assert float(losses.code_confusion_loss(tf.constant([0.5, 0.5]))) == 0.0

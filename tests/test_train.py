@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from faceswap_tf import data, models, run_record, runtime, trainer
+from faceswap_tf.errors import UserError
 from tests.conftest import ROOT, run_module, tiny_config, tiny_view
 
 
@@ -95,6 +96,61 @@ def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(face_dirs, tmp_
     assert resumed.keys() == straight.keys()
     for name in straight:
         assert resumed[name] == pytest.approx(straight[name], rel=1e-4, abs=1e-6), name
+
+
+def test_the_code_term_moves_the_encoder_alone_and_its_discriminator_learns_who_is_who(face_dirs, tmp_path):
+    faces = {s: data.load_faces(face_dirs[s], tiny_view(), 0.2) for s in trainer.SIDES}
+    plain = trainer.GanTrainer(tiny_config(face_dirs, tmp_path / "plain"))
+    coded = trainer.GanTrainer(tiny_config(face_dirs, tmp_path / "coded",
+                                           loss=trainer.LossConfig(code_adversarial_weight=1.0)))
+    config = plain.config.data
+    batches = {s: data.augmented(next(iter(data.dataset(faces[s], config, side=i))), config)
+               for i, s in enumerate(trainer.SIDES)}
+    for mine, theirs in zip(plain.g_variables, coded.g_variables, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())  # one seed, one start
+    d_before = [v.numpy() for v in coded.d_variables + coded.c_variables]
+    plain._g_step(batches)
+    *_, codes = coded._g_step(batches)
+    differs = variables_changed([v.numpy() for v in plain.g_variables], coded.g_variables)
+    encoder = len(coded.encoder.trainable_variables)
+    assert any(differs[:encoder]), "the code term did not reach the encoder"
+    assert not any(differs[encoder:]), "the code term reached a decoder"
+    assert not any(variables_changed(d_before, coded.d_variables + coded.c_variables))
+    assert codes.shape == (8, *coded.config.model.code_shape)
+    # The code discriminator learns which codes are A's (the first half) and which B's. An
+    # untrained encoder's codes hardly differ, so these are two drawn clouds, one per person.
+    coded.set_learning_rates(30.0)
+    rng = np.random.default_rng(0)
+    codes = tf.constant(np.concatenate([rng.normal(0.3, 1.0, (4, *codes.shape[1:])),
+                                        rng.normal(-0.3, 1.0, (4, *codes.shape[1:]))]), tf.float32)
+    first = float(coded._c_step(codes))
+    for _ in range(20):
+        last = float(coded._c_step(codes))
+    of_a, of_b = np.split(coded.code_discriminator(codes).numpy(), 2)
+    assert last < 0.5 * first and of_a.mean() > of_b.mean() + 0.5, (first, last, of_a.mean(), of_b.mean())
+
+
+def test_a_run_with_the_code_term_logs_it_and_resumes_as_if_uninterrupted(face_dirs, tmp_path):
+    loss = trainer.LossConfig(code_adversarial_weight=0.5)
+    log = io.StringIO()
+    straight = trainer.run(tiny_config(face_dirs, tmp_path / "straight", steps=4, log_every=4, loss=loss),
+                           log=log)
+    assert "code_d " in log.getvalue() and "code_g " in log.getvalue()
+    trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=2, loss=loss), log=io.StringIO())
+    resumed = trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=4, log_every=4, loss=loss),
+                          log=io.StringIO())
+    assert set(straight) >= {"loss/code_d", "loss/code_g"} and resumed.keys() == straight.keys()
+    for name in straight:
+        assert resumed[name] == pytest.approx(straight[name], rel=1e-4, abs=1e-6), name
+    saved = {line.split("/")[0] for line in checkpoint_layout(str(tmp_path / "resumed" / "ckpt-4"))}
+    assert {"code_discriminator", "c_optimizer"} <= saved
+    # A run resumes with the code term only as it started: one line either way, nothing trained.
+    with pytest.raises(UserError, match="trained with the code discriminator; resume with --code_adversarial"):
+        trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=5), log=io.StringIO())
+    trainer.run(tiny_config(face_dirs, tmp_path / "plain", steps=1), log=io.StringIO())
+    with pytest.raises(UserError, match="trained without the code discriminator; resume without --code_adv"):
+        trainer.run(tiny_config(face_dirs, tmp_path / "plain", steps=2, loss=loss), log=io.StringIO())
+    assert sorted(glob.glob(str(tmp_path / "resumed" / "ckpt-*.index")))[-1].endswith("ckpt-4.index")
 
 
 def test_learning_rate_decay_shapes():
@@ -292,7 +348,7 @@ def test_precision_and_xla_choices():
         dataclasses.replace(trainer.TrainConfig("m", data.DataConfig("a", "b")), xla="maybe")
 
 
-@pytest.mark.parametrize("name", ["smoke", "demo", "gan64", "gan128", "pretrain"])
+@pytest.mark.parametrize("name", ["smoke", "demo", "gan64", "gan128", "pretrain", "cpu_hour"])
 def test_every_flagfile_resolves_to_a_valid_config(name):
     from absl import flags as absl_flags
 
