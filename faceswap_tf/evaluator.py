@@ -4,7 +4,8 @@ Each frame of the swapped video is paired with the original frame it was made fr
 content, or from --start). In the original, dlib finds the faces, their 68 landmarks and
 follows them from frame to frame (tracks); in the swapped frame it finds them again. Every
 measure is taken on the swap AND on three controls (four with the model's run) rendered from
-the same original frames, so each number is read against what a faithful video and what an obvious fake score:
+the same original frames, so each number is read against what a faithful video and what an
+obvious fake score:
 
 - `unmodified`: the original frame through a JPEG round trip (quality 90), the floor that
   encoding alone leaves;
@@ -367,10 +368,8 @@ class _Controls:
         self.face, self.mask = crop, blend.shape_mask(hull, erode, feather)
         self.colour, self.erode, self.feather = colour, erode, feather
         self.view = framing if framing.resolution else None
-        if self.view is not None:  # the crop pixels a network's output reaches (0 beyond its view)
-            view = np.ones((framing.resolution,) * 2, np.float32)
-            self.footprint = cv2.warpAffine(view, framing.crop_from_view, (framing.crop_size,) * 2,
-                                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        if self.view is not None:  # the crop pixels a network's output reaches
+            self.footprint = framing.from_view(np.ones((framing.resolution,) * 2, np.float32))
         self.source = f"{chosen.file} (mouth opening {float(np.median(opening)):.2f}, the median of B's)"
 
     def __call__(self, index: int, frame: np.ndarray, faces: list[detect.Face]) -> dict:
@@ -403,9 +402,7 @@ class _Controls:
         converter scales a swap (bilinear) and pasted through A's own face hull, within the
         view as the converter's mask is."""
         size = self.framing.crop_size
-        seen = self.view.to_view(self.framing.crop(frame, matrix))
-        back = cv2.warpAffine(seen, self.view.crop_from_view, (size, size), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REFLECT_101)
+        back = self.view.from_view(self.view.to_view(self.framing.crop(frame, matrix)), reflect=True)
         hull = masks.face_mask(align.transform_points(matrix, face.landmarks), size).astype(np.float32) / 255.0
         blend.paste(out, back, blend.shape_mask(hull * self.footprint, self.erode, self.feather), matrix)
 

@@ -82,6 +82,13 @@ class Framing:
         return cv2.warpAffine(crop, self.view_from_crop, (self.resolution, self.resolution),
                               flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT_101)
 
+    def from_view(self, view: np.ndarray, reflect: bool = False) -> np.ndarray:
+        """An image at the network's resolution (its output, say) back on the crop, bilinear:
+        0 beyond the view, as `tf_blend` leaves a swap, or with `reflect` the view's edge mirrored."""
+        border = cv2.BORDER_REFLECT_101 if reflect else cv2.BORDER_CONSTANT
+        return cv2.warpAffine(view, self.crop_from_view, (self.crop_size, self.crop_size),
+                              flags=cv2.INTER_LINEAR, borderMode=border)
+
     def points_to_view(self, points: np.ndarray) -> np.ndarray:
         return align.transform_points(self.view_from_crop, points)
 
