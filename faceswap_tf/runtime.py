@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import socket
 
 import keras
 import tensorflow as tf
@@ -117,6 +118,27 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         return True
     first_worker = resolver.task_type == "worker" and resolver.task_id == 0
     return first_worker and "chief" not in resolver.cluster_spec().jobs
+
+
+def unreachable_tasks(strategy: tf.distribute.Strategy, timeout: float = 1.0) -> list[str]:
+    """The other tasks of `strategy`'s cluster that no longer accept a connection at their
+    address (a killed worker's port is closed), named as TensorFlow names devices
+    (`/job:worker/replica:0/task:1`). Empty outside a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return []
+    gone = []
+    for job, tasks in resolver.cluster_spec().as_dict().items():
+        tasks = tasks if isinstance(tasks, dict) else dict(enumerate(tasks))
+        for index, address in sorted(tasks.items()):
+            if (job, index) == (resolver.task_type, resolver.task_id):
+                continue
+            host, _, port = address.rpartition(":")
+            try:
+                socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+            except (OSError, ValueError):
+                gone.append(f"/job:{job}/replica:0/task:{index}")
+    return gone
 
 
 def cpu_has_bf16() -> bool:

@@ -592,8 +592,11 @@ class _NotLoggedTwice(logging.Filter):
 
 
 def _cluster_failure(trainer: GanTrainer, error: Exception) -> UserError:
-    """The one line for a multi-worker run whose peer stopped (killed, crashed, cut off)."""
-    gone = re.findall(r"^(/job:\S+)$", str(error), re.M)
+    """The one line for a multi-worker run whose peer stopped (killed, crashed, cut off),
+    naming the worker that went."""
+    # TensorFlow names the silent task when its heartbeat times out; when a collective op
+    # notices first (a connection reset), the task whose port is closed is the one gone.
+    gone = re.findall(r"^(/job:\S+)$", str(error), re.M) or runtime.unreachable_tasks(trainer.strategy)
     cause = f"{', '.join(gone)} stopped answering" if gone else brief(error)
     latest = checkpoints.newest_readable(trainer.config.model_dir, io.StringIO())
     return UserError(f"{trainer.config.model_dir}: training stopped at step {int(trainer.step.numpy())}: "
