@@ -113,16 +113,53 @@ def sampling_weights(folder: str, holdout: float, strength: float) -> np.ndarray
     return coverage.rarity_weights(coverage.measure_records(folder, records), strength)
 
 
+# The expression and pose of a face, in this order (`expression_labels`).
+EXPRESSION_MEASURES = ("mouth", "eyes", "yaw", "pitch")
+_YAW = EXPRESSION_MEASURES.index("yaw")
+# The label rows a batch may carry (`dataset`'s `labels`): what the face shows, and what a swap
+# made from it should show.
+LABELS = ("expression", "swap_expression")
+
+
+def expression_labels(folder: str, holdout: float) -> np.ndarray:
+    """float32 [N, 4] per training face (in `load_faces`' order): mouth opening and eye
+    aperture (of the eye span) and head yaw and pitch (degrees), from its landmarks, as the
+    coverage diagnostics and the evaluate stage measure them (`faces.coverage`)."""
+    measured = coverage.measure_records(folder, face_records(folder, holdout))
+    return np.stack([measured.values[m] for m in EXPRESSION_MEASURES], axis=1).astype(np.float32)
+
+
+def swap_labels(labels: dict) -> dict:
+    """Per person ({side: `expression_labels`} of the two), {side: {"expression": what each
+    face shows, "swap_expression": what a swap made from it should show}}, every measure in
+    units of its spread within a person (pooled over both). A swap should show its source
+    face's measures relative to that person's own neutral (their median) around the other
+    person's: landmarks on a generic head read part of a face's shape as expression and pose
+    (one man's frontal face reads 19 degrees of pitch, another's 5), and a swap pulled to the
+    source's raw values would be pulled towards the source's face shape."""
+    sides = list(labels)
+    neutral = {side: np.median(values, axis=0) for side, values in labels.items()}
+    spread = np.maximum(np.concatenate([labels[s] - neutral[s] for s in sides]).std(axis=0), 1e-3)
+    out = {}
+    for side, other in zip(sides, sides[::-1], strict=True):
+        out[side] = {"expression": labels[side] / spread,
+                     "swap_expression": (labels[side] - neutral[side] + neutral[other]) / spread}
+    return out
+
+
 def dataset(faces: np.ndarray, config: DataConfig, start_step: int = 0, side: int = 0,
-            weights: np.ndarray | None = None):
+            weights: np.ndarray | None = None, labels: dict | None = None):
     """Batches for steps start_step, start_step + 1, ...: dicts of the drawn faces, uint8
     `faces` [B, R, R, 5], and their augmentation parameters (`draw_augmentation`), one row
     per face. The training step applies them (`augmented`): in the step's graph the image
     work runs where the step does (a GPU), and on a CPU it does not compete with the step
     for the cores from tf.data's threads; and a batch split across replicas splits its
     parameters with it, so the replicas augment exactly as one device would. With `weights`
-    (one per face, `sampling_weights`), faces are drawn in proportion to them."""
+    (one per face, `sampling_weights`), faces are drawn in proportion to them. With `labels`
+    ({name in LABELS: one row of `EXPRESSION_MEASURES` per face}), each batch also holds the
+    drawn faces' rows under those names."""
     table = tf.constant(faces)
+    label_tables = {name: tf.constant(rows, tf.float32) for name, rows in (labels or {}).items()}
     count, size = len(faces), faces.shape[1]
     logits = None if weights is None else tf.constant(np.log(np.asarray(weights, np.float64))[None], tf.float32)
 
@@ -134,6 +171,8 @@ def dataset(faces: np.ndarray, config: DataConfig, start_step: int = 0, side: in
         else:
             indices = tf.random.stateless_categorical(logits, config.batch_size, draw, dtype=tf.int32)[0]
         drawn = draw_augmentation(config.batch_size, size, config, params)
+        for name, rows in label_tables.items():
+            drawn[name] = tf.gather(rows, indices)
         return {"faces": tf.gather(table, indices), **drawn}
 
     return (
@@ -145,9 +184,18 @@ def dataset(faces: np.ndarray, config: DataConfig, start_step: int = 0, side: in
 
 def augmented(batch: dict, config: DataConfig) -> dict:
     """A batch from `dataset`, augmented: float32 `warped` (the input) and `target` in
-    [-1, 1], `mask` and `eyes_mouth` in [0, 1]."""
+    [-1, 1], `mask` and `eyes_mouth` in [0, 1]; and the batch's labels (`LABELS`), the yaw's
+    sign turned for the faces the augmentation mirrored (the other measures do not change
+    under a rotation, scaling, shift or mirror)."""
     del config  # the drawn parameters hold all of it
-    return apply_augmentation(batch["faces"], batch)
+    out = apply_augmentation(batch["faces"], batch)
+    a0, a1, _, b0, b1, _ = tf.unstack(batch["affine"], axis=1)
+    mirrored = (a0 * b1 - a1 * b0 < 0)[:, None]
+    sign = tf.one_hot(_YAW, len(EXPRESSION_MEASURES), on_value=-2.0, off_value=0.0) + 1.0
+    for name in LABELS:
+        if name in batch:
+            out[name] = tf.where(mirrored, batch[name] * sign, batch[name])
+    return out
 
 
 def augment(stack, config: DataConfig, seed):

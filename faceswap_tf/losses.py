@@ -86,6 +86,15 @@ def code_confusion_loss(logits):
     return tf.reduce_mean(tf.square(logits - 0.5))
 
 
+def expression_loss(measured, wanted):
+    """L = mean(|E(x) - y|): an expression regressor E's reading of faces x against the
+    measures y they should show (mouth and eye opening, head yaw and pitch, each in units of
+    its spread: `data.EXPRESSION_MEASURES`). E learns it on real faces; a swap gets it against
+    the measures of the face it was made from, so its mouth opens, its eyes close and its
+    head turns as that face's do (a landmark-consistency term, as in face reenactment)."""
+    return tf.reduce_mean(tf.abs(measured - wanted))
+
+
 # name -> (discriminator loss, generator loss)
 ADVERSARIAL = {
     "lsgan": (lsgan_discriminator_loss, lsgan_generator_loss),

@@ -203,6 +203,23 @@ def build_code_discriminator(cfg: ModelConfig) -> keras.Model:
     return keras.Model(code, logits, name="code_discriminator")
 
 
+def build_expression_regressor(cfg: ModelConfig, outputs: int = 4) -> keras.Model:
+    """How open a face's mouth and eyes are and where its head turns (`data.EXPRESSION_MEASURES`,
+    each in units of its spread over the training faces), read from a face in the network's
+    view. Trained on both people's real faces, it tells the step how far a swap's expression
+    and pose are from the face it was made from, which no reconstruction loss sees."""
+    size = cfg.resolution
+    image = keras.Input((size, size, 3), name="image")
+    x = image
+    for i in range(int(math.log2(size // 4))):  # 64 -> 32 -> 16 -> 8 -> 4, filters 32 .. 256
+        x = layers.Conv2D(cfg.filters(min(512, 64 * 2**i)), 4, strides=2, padding="same", name=f"e{i}")(x)
+        x = LeakyReLU(0.2, name=f"e{i}_act")(x)
+    x = layers.Flatten(name="e_flatten")(x)
+    x = layers.Dense(outputs, name="measures")(x)
+    measures = layers.Activation("linear", dtype="float32", name="measures_out")(x)
+    return keras.Model(image, measures, name="expression_regressor")
+
+
 def build_discriminator(cfg: ModelConfig, side: str) -> keras.Model:
     """PatchGAN on the face alone: one logit per patch of an (8, 8) grid at 64 px."""
     size = cfg.resolution

@@ -61,6 +61,13 @@ _CODE_ADVERSARIAL_WEIGHT = flags.DEFINE_float(
     "squares): a discriminator on the encoder's codes learns to tell A's from B's (at --d_learning_rate), and "
     "the encoder to give both people codes it cannot tell apart, so a swap feeds B's decoder codes like the "
     "ones it was trained on. 0: off; a run resumes only with it on or off as it started.")
+_EXPRESSION_WEIGHT = flags.DEFINE_float(
+    "expression_weight", 0.0, "Weight of the expression term: a small regressor learns, from both people's "
+    "faces and their landmarks, how open the mouth and eyes are and where the head turns (at --d_learning_rate); "
+    "each swap the step makes is pulled to the measures of the face it was made from. It costs a decoder pass "
+    "on the other person's codes. 0: off; a run resumes only with it on or off as it started.")
+_EXPRESSION_WARMUP = flags.DEFINE_integer(
+    "expression_warmup", 500, "Steps the expression regressor learns alone before its term reaches the swaps.")
 _XLA = flags.DEFINE_enum("xla", "auto", list(runtime.XLA_CHOICES), "XLA; auto: on with a GPU, off on CPU.")
 _MIXED_PRECISION = flags.DEFINE_enum(
     "mixed_precision", "auto", list(runtime.PRECISIONS),
@@ -114,6 +121,7 @@ def config_from_flags() -> trainer.TrainConfig:
             edge_weight=_EDGE_WEIGHT.value, mask_l1_weight=_MASK_L1_WEIGHT.value,
             mask_tv_weight=_MASK_TV_WEIGHT.value, mask_hull_weight=_MASK_HULL_WEIGHT.value,
             code_adversarial_weight=_CODE_ADVERSARIAL_WEIGHT.value,
+            expression_weight=_EXPRESSION_WEIGHT.value, expression_warmup=_EXPRESSION_WARMUP.value,
         ),
         steps=_STEPS.value, learning_rate=_LEARNING_RATE.value,
         d_learning_rate=_D_LEARNING_RATE.value, lr_decay=_LR_DECAY.value,

@@ -1,9 +1,11 @@
 """GanTrainer: the faceswap-GAN training step, checkpoints, summaries and previews.
 
 One step trains both people: the encoder and both decoders (`_g_step`), then the
-discriminators (`_d_step`) on the composites G made, and with --code_adversarial_weight the
-code discriminator (`_c_step`) on the codes G made; each has its own tape, variable list
-and optimizer. The step runs under a tf.distribute strategy (`resolve_strategy`): each
+discriminators (`_d_step`) on the composites G made, with --code_adversarial_weight the
+code discriminator (`_c_step`) on the codes G made, and with --expression_weight the
+expression regressor (`_e_step`) on the real faces, whose reading of the swaps G made (each
+decoder also drawing the other person's codes) is G's expression term; each has its own tape,
+variable list and optimizer. The step runs under a tf.distribute strategy (`resolve_strategy`): each
 replica takes its share of the global batch and the gradients are summed across replicas,
 so N replicas compute the step one device would. The reconstruction of person
 X is the composite `mask * rgb + (1 - mask) * warped` of X's decoder on the warped input;
@@ -63,12 +65,15 @@ class LossConfig:
     mask_tv_weight: float = 0.1
     mask_hull_weight: float = 0.5  # L1 between the mask and the landmarks' face hull
     code_adversarial_weight: float = 0.0  # >0: a code discriminator makes A's and B's codes alike
+    expression_weight: float = 0.0  # >0: swaps must show their source's expression and pose
+    expression_warmup: int = 500  # steps the expression regressor learns before its term starts
 
     def __post_init__(self):
         if self.adversarial not in losses.ADVERSARIAL:
             raise UserError(f"--adversarial={self.adversarial}: choose one of {', '.join(losses.ADVERSARIAL)}")
-        if self.code_adversarial_weight < 0:
-            raise UserError(f"--code_adversarial_weight={self.code_adversarial_weight}: must be 0 or more")
+        for name in ("code_adversarial_weight", "expression_weight", "expression_warmup"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name}={getattr(self, name)}: must be 0 or more")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +175,8 @@ class GanTrainer:
             self.discriminators = {side: models.build_discriminator(cfg, side) for side in SIDES}
             self.code_discriminator = (models.build_code_discriminator(cfg)
                                        if config.loss.code_adversarial_weight else None)
+            self.expression_regressor = (models.build_expression_regressor(cfg, len(data.EXPRESSION_MEASURES))
+                                         if config.loss.expression_weight else None)
         self.g_variables = self.encoder.trainable_variables + [
             v for side in SIDES for v in self.decoders[side].trainable_variables
         ]
@@ -191,6 +198,12 @@ class GanTrainer:
             self.c_optimizer = self._optimizer(config.d_learning_rate, "c_optimizer")
             self.c_optimizer.build(self.c_variables)
             self._tracked.update(code_discriminator=self.code_discriminator, c_optimizer=self.c_optimizer)
+        self.e_variables, self.e_optimizer = [], None
+        if self.expression_regressor is not None:
+            self.e_variables = self.expression_regressor.trainable_variables
+            self.e_optimizer = self._optimizer(config.d_learning_rate, "e_optimizer")
+            self.e_optimizer.build(self.e_variables)
+            self._tracked.update(expression_regressor=self.expression_regressor, e_optimizer=self.e_optimizer)
 
     def _checkpoint(self, config):
         self.checkpoint = tf.train.Checkpoint(**self._tracked)
@@ -218,11 +231,12 @@ class GanTrainer:
 
     def set_learning_rates(self, factor: float) -> None:
         """The optimizers' learning rates at `factor` times the configured ones (G's, and D's
-        also for the code discriminator; the optimizers read their learning-rate variables
-        inside the step, so nothing is traced again)."""
+        also for the code discriminator and the expression regressor; the optimizers read their
+        learning-rate variables inside the step, so nothing is traced again)."""
         for optimizer, rate in ((self.g_optimizer, self.config.learning_rate),
                                 (self.d_optimizer, self.config.d_learning_rate),
-                                (self.c_optimizer, self.config.d_learning_rate)):
+                                (self.c_optimizer, self.config.d_learning_rate),
+                                (self.e_optimizer, self.config.d_learning_rate)):
             if optimizer is None:
                 continue
             getattr(optimizer, "inner_optimizer", optimizer).learning_rate = rate * factor
@@ -277,13 +291,15 @@ class GanTrainer:
                 run_record.check_matches_checkpoint(
                     run_record.read(model_dir).settings(), path, run_record.path_of(model_dir),
                     "the record no longer describes the checkpoint (edited by hand?); put it back as it was")
-        # (A checkpoint names each variable by its first path: the code discriminator's own may
-        # sit under an optimizer's, but c_optimizer's iteration count is always its own.)
-        has_code = any(name.startswith("c_optimizer/") for name, _ in tf.train.list_variables(path))
-        if has_code != (self.code_discriminator is not None):
-            raise UserError(f"{path}: trained {'with' if has_code else 'without'} the code discriminator; "
-                            f"resume with{'' if has_code else 'out'} --code_adversarial_weight, or train in "
-                            "another --model_dir")
+        # (A checkpoint names each variable by its first path: an optional network's own may
+        # sit under an optimizer's, but its optimizer's iteration count is always its own.)
+        saved_names = [name for name, _ in tf.train.list_variables(path)]
+        for optimizer, network, flag in (("c_optimizer", "the code discriminator", "--code_adversarial_weight"),
+                                         ("e_optimizer", "the expression regressor", "--expression_weight")):
+            has = any(name.startswith(optimizer + "/") for name in saved_names)
+            if has != (optimizer in self._tracked):
+                raise UserError(f"{path}: trained {'with' if has else 'without'} {network}; resume "
+                                f"with{'' if has else 'out'} {flag}, or train in another --model_dir")
         # A checkpoint from before the settings were saved in it is restored without them.
         tracked = self._tracked if saved is not None else {
             k: v for k, v in self._tracked.items() if k != "run_settings"}
@@ -296,7 +312,8 @@ class GanTrainer:
     def warm_start(self, model_dir: str, parts: str, log=sys.stderr) -> dict:
         """Starts this run's networks from another run's newest checkpoint (a base pretrained
         on many faces, say): the encoder, with `parts` "generator" the decoders too, with "all"
-        the image discriminators as well; the optimizers and a code discriminator start afresh.
+        the image discriminators as well; the optimizers, a code discriminator and an expression
+        regressor start afresh.
         UserError if that run's networks or framing are not this run's."""
         record, path = run_record.read_checked(model_dir)
         ours = self.record.settings() if self.record else None
@@ -325,9 +342,9 @@ class GanTrainer:
         the optimizers' slots) is finite: a finite loss can still come with a non-finite
         gradient, which the step applies."""
         networks = (self.encoder, *self.decoders.values(), *self.discriminators.values(),
-                    self.code_discriminator)
+                    self.code_discriminator, self.expression_regressor)
         variables = [v for network in networks if network is not None for v in network.variables]
-        for optimizer in (self.g_optimizer, self.d_optimizer, self.c_optimizer):
+        for optimizer in (self.g_optimizer, self.d_optimizer, self.c_optimizer, self.e_optimizer):
             variables += list(optimizer.variables) if optimizer is not None else []
         return all_finite(variables)
 
@@ -360,15 +377,22 @@ class GanTrainer:
     def _g_step(self, batches):
         cfg = self.config.loss
         adversarial = tf.where(self.step >= cfg.adversarial_warmup, cfg.adversarial_weight, 0.0)
+        expressive = self.expression_regressor is not None
         with tf.GradientTape() as tape:
-            g_losses, mask_means, fakes = {}, {}, {}
+            g_losses, mask_means, fakes, swaps = {}, {}, {}, {}
             # The encoder (no batch-dependent layers) runs once on both people's batches.
             both = self.encoder(tf.concat([batches[s]["warped"] for s in SIDES], 0), training=True)
             codes = tf.split(both, len(SIDES), axis=0)
             for side, code in zip(SIDES, codes, strict=True):
                 batch = batches[side]
                 target = batch["target"]
-                rgb, mask, _ = self._decode(side, code, batch["warped"], training=True)
+                if expressive:  # the decoder also draws the other person's faces: the swaps
+                    other = SIDES[1 - SIDES.index(side)]
+                    out = self.decoders[side](tf.concat([code, codes[SIDES.index(other)]], 0), training=True)
+                    rgb, swaps[other] = tf.split(tf.cast(out["rgb"], tf.float32), 2, axis=0)
+                    mask = tf.split(tf.cast(out["mask"], tf.float32), 2, axis=0)[0]
+                else:
+                    rgb, mask, _ = self._decode(side, code, batch["warped"], training=True)
                 composite = losses.composite(rgb, mask, batch["warped"], drawn=batch["eyes_mouth"])
                 weight = 1.0 + (cfg.eyes_mouth_weight - 1.0) * batch["eyes_mouth"]
                 loss = losses.weighted_l1(target, composite, weight)
@@ -387,6 +411,12 @@ class GanTrainer:
                 mask_means[side] = tf.reduce_mean(mask)
                 fakes[side] = tf.stop_gradient(composite)
             total = tf.add_n(list(g_losses.values()))
+            if expressive:  # each swap against the expression and pose of the face it was made from
+                measured = self.expression_regressor(tf.concat([swaps[s] for s in SIDES], 0), training=False)
+                wanted = tf.concat([batches[s]["swap_expression"] for s in SIDES], 0)
+                g_losses["expression"] = losses.expression_loss(tf.cast(measured, tf.float32), wanted)
+                total += tf.where(self.step >= cfg.expression_warmup, cfg.expression_weight, 0.0) * \
+                    g_losses["expression"]
             if self.code_discriminator is not None:  # it reaches the encoder alone
                 logits = tf.cast(self.code_discriminator(both, training=False), tf.float32)
                 g_losses["code"] = losses.code_confusion_loss(logits)
@@ -407,6 +437,18 @@ class GanTrainer:
         self.c_optimizer.apply(grads, self.c_variables)
         return loss
 
+    def _e_step(self, batches):
+        """The expression regressor's step on both people's real (augmented) faces against
+        their measures."""
+        with tf.GradientTape() as tape:
+            faces = tf.concat([batches[s]["target"] for s in SIDES], 0)
+            measured = tf.cast(self.expression_regressor(faces, training=True), tf.float32)
+            loss = losses.expression_loss(measured, tf.concat([batches[s]["expression"] for s in SIDES], 0))
+            scaled = self._scale(self.e_optimizer, loss / self.strategy.num_replicas_in_sync)
+        grads = tape.gradient(scaled, self.e_variables)
+        self.e_optimizer.apply(grads, self.e_variables)
+        return loss
+
     @staticmethod
     def _scale(optimizer, loss):
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
@@ -425,6 +467,9 @@ class GanTrainer:
         scalars.update({f"mask/mean_{s}": mask_means[s] for s in SIDES})
         if self.code_discriminator is not None:
             scalars.update({"loss/code_d": self._c_step(codes), "loss/code_g": g_losses["code"]})
+        if self.expression_regressor is not None:
+            scalars.update({"loss/expression_e": self._e_step(batches),
+                            "loss/expression_g": g_losses["expression"]})
         return scalars
 
     def _train_step(self, batch_a, batch_b):
@@ -499,7 +544,12 @@ def _train(trainer: GanTrainer, faces: dict, start: int, record, log) -> dict:
     folders = {"a": config.data.faces_a, "b": config.data.faces_b}
     weights = {side: data.sampling_weights(folders[side], config.data.holdout, config.data.balance)
                if config.data.balance else None for side in SIDES}
-    streams = [iter(trainer.distribute(data.dataset(faces[s], config.data, start, side=i, weights=weights[s])))
+    labels = {side: None for side in SIDES}
+    if trainer.expression_regressor is not None:
+        labels = data.swap_labels({side: data.expression_labels(folders[side], config.data.holdout)
+                                   for side in SIDES})
+    streams = [iter(trainer.distribute(data.dataset(faces[s], config.data, start, side=i, weights=weights[s],
+                                                    labels=labels[s])))
                for i, s in enumerate(SIDES)]
     preview_faces = {s: _preview_faces(faces[s]) for s in SIDES}
     writer = (tf.summary.create_file_writer(os.path.join(config.model_dir, "train")) if trainer.chief

@@ -201,6 +201,8 @@ CASES = [
      "--adversarial=wgan"),
     ("train: --code_adversarial_weight=-1", lambda i: lambda: trainer.LossConfig(code_adversarial_weight=-1.0),
      "--code_adversarial_weight=-1.0: must be 0 or more"),
+    ("train: --expression_weight=-1", lambda i: lambda: trainer.LossConfig(expression_weight=-1.0),
+     "--expression_weight=-1.0: must be 0 or more"),
     ("train: --batch_size=0", lambda i: data_config(i, batch_size=0), "--batch_size=0"),
     ("train: --holdout=1", lambda i: data_config(i, holdout=1.0), "--holdout=1.0"),
     ("train: --coverage=0.1",

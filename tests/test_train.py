@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from faceswap_tf import data, models, run_record, runtime, trainer
+from faceswap_tf import data, losses, models, run_record, runtime, trainer
 from faceswap_tf.errors import UserError
 from tests.conftest import ROOT, run_module, tiny_config, tiny_view
 
@@ -130,27 +130,115 @@ def test_the_code_term_moves_the_encoder_alone_and_its_discriminator_learns_who_
     assert last < 0.5 * first and of_a.mean() > of_b.mean() + 0.5, (first, last, of_a.mean(), of_b.mean())
 
 
-def test_a_run_with_the_code_term_logs_it_and_resumes_as_if_uninterrupted(face_dirs, tmp_path):
-    loss = trainer.LossConfig(code_adversarial_weight=0.5)
+# The optional networks: (their LossConfig setting, their scalars, their checkpoint entries,
+# how the refusal to resume the other way names them).
+OPTIONAL_NETWORKS = {
+    "code": (dict(code_adversarial_weight=0.5), {"loss/code_d", "loss/code_g"},
+             {"code_discriminator", "c_optimizer"}, ("the code discriminator", "--code_adversarial_weight")),
+    "expression": (dict(expression_weight=0.5, expression_warmup=1), {"loss/expression_e", "loss/expression_g"},
+                   {"expression_regressor", "e_optimizer"}, ("the expression regressor", "--expression_weight")),
+}
+
+
+@pytest.mark.parametrize("network", sorted(OPTIONAL_NETWORKS))
+def test_a_run_with_an_optional_network_logs_it_and_resumes_as_if_uninterrupted(face_dirs, tmp_path, network):
+    settings, scalars, saved_parts, (named, flag) = OPTIONAL_NETWORKS[network]
+    loss = trainer.LossConfig(**settings)
     log = io.StringIO()
     straight = trainer.run(tiny_config(face_dirs, tmp_path / "straight", steps=4, log_every=4, loss=loss),
                            log=log)
-    assert "code_d " in log.getvalue() and "code_g " in log.getvalue()
+    for name in scalars:
+        assert name.split("/")[1] + " " in log.getvalue()
     trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=2, loss=loss), log=io.StringIO())
     resumed = trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=4, log_every=4, loss=loss),
                           log=io.StringIO())
-    assert set(straight) >= {"loss/code_d", "loss/code_g"} and resumed.keys() == straight.keys()
+    assert set(straight) >= scalars and resumed.keys() == straight.keys()
     for name in straight:
         assert resumed[name] == pytest.approx(straight[name], rel=1e-4, abs=1e-6), name
     saved = {line.split("/")[0] for line in checkpoint_layout(str(tmp_path / "resumed" / "ckpt-4"))}
-    assert {"code_discriminator", "c_optimizer"} <= saved
-    # A run resumes with the code term only as it started: one line either way, nothing trained.
-    with pytest.raises(UserError, match="trained with the code discriminator; resume with --code_adversarial"):
+    assert saved_parts <= saved
+    # A run resumes with the network only as it started: one line either way, nothing trained.
+    with pytest.raises(UserError, match=f"trained with {named}; resume with {flag}"):
         trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=5), log=io.StringIO())
     trainer.run(tiny_config(face_dirs, tmp_path / "plain", steps=1), log=io.StringIO())
-    with pytest.raises(UserError, match="trained without the code discriminator; resume without --code_adv"):
+    with pytest.raises(UserError, match=f"trained without {named}; resume without {flag}"):
         trainer.run(tiny_config(face_dirs, tmp_path / "plain", steps=2, loss=loss), log=io.StringIO())
     assert sorted(glob.glob(str(tmp_path / "resumed" / "ckpt-*.index")))[-1].endswith("ckpt-4.index")
+
+
+def test_expression_labels_follow_the_landmarks_a_swap_is_measured_from_each_neutral_and_a_mirror_turns_the_yaw(
+        face_dirs):
+    from faceswap_tf.faces import coverage
+
+    raw = {s: data.expression_labels(face_dirs[s], 0.2) for s in trainer.SIDES}
+    measured = coverage.measure_records("a", data.face_records(face_dirs["a"], 0.2))
+    faces = data.load_faces(face_dirs["a"], tiny_view(), 0.2)
+    assert raw["a"].shape == (len(faces), 4)
+    for column, name in enumerate(data.EXPRESSION_MEASURES):
+        np.testing.assert_allclose(raw["a"][:, column], measured.values[name], rtol=1e-5, atol=1e-5)
+    labels = data.swap_labels(raw)
+    spread = raw["a"][:, 0].std() / labels["a"]["expression"][:, 0].std()
+    assert spread > 0
+    # A's most neutral face, swapped, should read as B's neutral; how far A's mouth opens beyond
+    # A's own neutral, a swap of it opens beyond B's.
+    for side, other in (("a", "b"), ("b", "a")):
+        shift = labels[side]["swap_expression"] - labels[side]["expression"]
+        np.testing.assert_allclose(shift, np.broadcast_to(shift[0], shift.shape), atol=1e-5)  # one offset
+        np.testing.assert_allclose(np.median(labels[side]["swap_expression"], axis=0),
+                                   np.median(labels[other]["expression"], axis=0), rtol=1e-4, atol=1e-4)
+    config = data.DataConfig(face_dirs["a"], face_dirs["b"], batch_size=32)
+    batch = next(iter(data.dataset(faces, config, labels=labels["a"])))
+    out = data.augmented(batch, config)
+    affine = batch["affine"].numpy()
+    mirrored = affine[:, 0] * affine[:, 4] - affine[:, 1] * affine[:, 3] < 0
+    assert 0 < mirrored.sum() < 32  # both kinds drawn
+    for name in data.LABELS:
+        want = batch[name].numpy() * np.where(mirrored[:, None], [1, 1, -1, 1], 1)
+        np.testing.assert_allclose(out[name].numpy(), want, rtol=1e-6)
+
+
+def test_the_expression_term_reaches_the_encoder_and_the_decoders_through_the_swaps(face_dirs, tmp_path):
+    faces = {s: data.load_faces(face_dirs[s], tiny_view(), 0.2) for s in trainer.SIDES}
+    labels = data.swap_labels({s: data.expression_labels(face_dirs[s], 0.2) for s in trainer.SIDES})
+    plain = trainer.GanTrainer(tiny_config(face_dirs, tmp_path / "plain", loss=trainer.LossConfig(
+        expression_weight=1.0, expression_warmup=10**6)))
+    expressive = trainer.GanTrainer(tiny_config(face_dirs, tmp_path / "expressive", loss=trainer.LossConfig(
+        expression_weight=1.0, expression_warmup=0)))
+    config = plain.config.data
+    batches = {s: data.augmented(next(iter(data.dataset(faces[s], config, side=i, labels=labels[s]))), config)
+               for i, s in enumerate(trainer.SIDES)}
+    for mine, theirs in zip(plain.g_variables + plain.e_variables, expressive.g_variables + expressive.e_variables,
+                            strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())  # one seed, one start
+    untouched = [v.numpy() for v in expressive.d_variables + expressive.e_variables]
+    held, _, _, _ = plain._g_step(batches)
+    on, _, _, _ = expressive._g_step(batches)
+    # The reconstructions are the same with the term or without it (the swaps ride along in the
+    # decoders' batch).
+    none, _, _, _ = trainer.GanTrainer(tiny_config(face_dirs, tmp_path / "none"))._g_step(batches)
+    assert "expression" not in none
+    for side in trainer.SIDES:
+        assert float(on[side]) == pytest.approx(float(held[side]), rel=1e-5)
+        assert float(on[side]) == pytest.approx(float(none[side]), rel=1e-4)
+    assert float(on["expression"]) == pytest.approx(float(held["expression"]), rel=1e-5)
+    differs = variables_changed([v.numpy() for v in plain.g_variables], expressive.g_variables)
+    encoder = len(expressive.encoder.trainable_variables)
+    assert any(differs[:encoder]), "the expression term did not reach the encoder"
+    half = (len(differs) - encoder) // 2
+    assert any(differs[encoder:encoder + half]) and any(differs[encoder + half:]), "a decoder was not reached"
+    assert not any(variables_changed(untouched, expressive.d_variables + expressive.e_variables))
+    # The regressor learns the measures of real faces (a fixed batch, a few steps).
+    expressive.set_learning_rates(10.0)
+    first = float(expressive._e_step(batches))
+    for _ in range(30):
+        last = float(expressive._e_step(batches))
+    assert last < 0.5 * first, (first, last)
+    untrained = trainer.GanTrainer(tiny_config(face_dirs, tmp_path / "untrained", loss=trainer.LossConfig(
+        expression_weight=1.0)))
+    both = tf.concat([batches[s]["target"] for s in trainer.SIDES], 0)
+    wanted = tf.concat([batches[s]["expression"] for s in trainer.SIDES], 0)
+    assert float(losses.expression_loss(expressive.expression_regressor(both), wanted)) < 0.5 * float(
+        losses.expression_loss(untrained.expression_regressor(both), wanted))
 
 
 def test_learning_rate_decay_shapes():
