@@ -211,7 +211,7 @@ def build_expression_regressor(cfg: ModelConfig, outputs: int = 4) -> keras.Mode
     size = cfg.resolution
     image = keras.Input((size, size, 3), name="image")
     x = image
-    for i in range(int(math.log2(size // 4))):  # 64 -> 32 -> 16 -> 8 -> 4, filters 32 .. 256
+    for i in range(int(math.log2(size // 4))):  # 64 -> 32 -> 16 -> 8 -> 4, filters 64 .. 512 times the width
         x = layers.Conv2D(cfg.filters(min(512, 64 * 2**i)), 4, strides=2, padding="same", name=f"e{i}")(x)
         x = LeakyReLU(0.2, name=f"e{i}_act")(x)
     x = layers.Flatten(name="e_flatten")(x)

@@ -129,6 +129,8 @@ def unreachable_tasks(strategy: tf.distribute.Strategy, timeout: float = 1.0) ->
         return []
     gone = []
     for job, tasks in resolver.cluster_spec().as_dict().items():
+        if job == "evaluator":  # not part of the training's collectives
+            continue
         tasks = tasks if isinstance(tasks, dict) else dict(enumerate(tasks))
         for index, address in sorted(tasks.items()):
             if (job, index) == (resolver.task_type, resolver.task_id):
@@ -136,7 +138,7 @@ def unreachable_tasks(strategy: tf.distribute.Strategy, timeout: float = 1.0) ->
             host, _, port = address.rpartition(":")
             try:
                 socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-            except (OSError, ValueError):
+            except (OSError, ValueError, OverflowError):
                 gone.append(f"/job:{job}/replica:0/task:{index}")
     return gone
 

@@ -63,9 +63,10 @@ _CODE_ADVERSARIAL_WEIGHT = flags.DEFINE_float(
     "ones it was trained on. 0: off; a run resumes only with it on or off as it started.")
 _EXPRESSION_WEIGHT = flags.DEFINE_float(
     "expression_weight", 0.0, "Weight of the expression term: a small regressor learns, from both people's "
-    "faces and their landmarks, how open the mouth and eyes are and where the head turns (at --d_learning_rate); "
-    "each swap the step makes is pulled to the measures of the face it was made from. It costs a decoder pass "
-    "on the other person's codes. 0: off; a run resumes only with it on or off as it started.")
+    "faces and their landmarks, how open the mouth and eyes are and where the head turns (at "
+    "--d_learning_rate); each swap the step makes is pulled to the measures of the face it was made from. "
+    "It costs a decoder pass on the other person's codes. 0: off; a run resumes only with it on or off as "
+    "it started.")
 _EXPRESSION_WARMUP = flags.DEFINE_integer(
     "expression_warmup", 500, "Steps the expression regressor learns alone before its term reaches the swaps.")
 _XLA = flags.DEFINE_enum("xla", "auto", list(runtime.XLA_CHOICES), "XLA; auto: on with a GPU, off on CPU.")
