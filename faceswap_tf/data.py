@@ -135,8 +135,9 @@ def swap_labels(labels: dict) -> dict:
     units of its spread within a person (pooled over both). A swap should show its source
     face's measures relative to that person's own neutral (their median) around the other
     person's: landmarks on a generic head read part of a face's shape as expression and pose
-    (one man's frontal face reads 19 degrees of pitch, another's 5), and a swap pulled to the
-    source's raw values would be pulled towards the source's face shape."""
+    (the sample data's glasses man reads a median pitch of 19 degrees, the hoodie man 5, though
+    neither looks far up or down), and a swap pulled to the source's raw values would be pulled
+    towards the source's face shape."""
     sides = list(labels)
     neutral = {side: np.median(values, axis=0) for side, values in labels.items()}
     spread = np.maximum(np.concatenate([labels[s] - neutral[s] for s in sides]).std(axis=0), 1e-3)
@@ -189,11 +190,12 @@ def augmented(batch: dict, config: DataConfig) -> dict:
     under a rotation, scaling, shift or mirror)."""
     del config  # the drawn parameters hold all of it
     out = apply_augmentation(batch["faces"], batch)
-    a0, a1, _, b0, b1, _ = tf.unstack(batch["affine"], axis=1)
-    mirrored = (a0 * b1 - a1 * b0 < 0)[:, None]
-    sign = tf.one_hot(_YAW, len(EXPRESSION_MEASURES), on_value=-2.0, off_value=0.0) + 1.0
-    for name in LABELS:
-        if name in batch:
+    names = [name for name in LABELS if name in batch]
+    if names:  # (nothing added to the step of a run without labels)
+        a0, a1, _, b0, b1, _ = tf.unstack(batch["affine"], axis=1)
+        mirrored = (a0 * b1 - a1 * b0 < 0)[:, None]
+        sign = tf.one_hot(_YAW, len(EXPRESSION_MEASURES), on_value=-2.0, off_value=0.0) + 1.0
+        for name in names:
             out[name] = tf.where(mirrored, batch[name] * sign, batch[name])
     return out
 

@@ -383,16 +383,16 @@ class GanTrainer:
             # The encoder (no batch-dependent layers) runs once on both people's batches.
             both = self.encoder(tf.concat([batches[s]["warped"] for s in SIDES], 0), training=True)
             codes = tf.split(both, len(SIDES), axis=0)
-            for side, code in zip(SIDES, codes, strict=True):
+            for index, (side, code) in enumerate(zip(SIDES, codes, strict=True)):
                 batch = batches[side]
                 target = batch["target"]
-                if expressive:  # the decoder also draws the other person's faces: the swaps
-                    other = SIDES[1 - SIDES.index(side)]
-                    out = self.decoders[side](tf.concat([code, codes[SIDES.index(other)]], 0), training=True)
-                    rgb, swaps[other] = tf.split(tf.cast(out["rgb"], tf.float32), 2, axis=0)
-                    mask = tf.split(tf.cast(out["mask"], tf.float32), 2, axis=0)[0]
-                else:
-                    rgb, mask, _ = self._decode(side, code, batch["warped"], training=True)
+                # With the expression term the decoder also draws the other person's codes: the swaps.
+                out = self.decoders[side](tf.concat([code, codes[1 - index]], 0) if expressive else code,
+                                          training=True)
+                rgb, mask = tf.cast(out["rgb"], tf.float32), tf.cast(out["mask"], tf.float32)
+                if expressive:
+                    rgb, swaps[SIDES[1 - index]] = tf.split(rgb, 2, axis=0)
+                    mask = tf.split(mask, 2, axis=0)[0]
                 composite = losses.composite(rgb, mask, batch["warped"], drawn=batch["eyes_mouth"])
                 weight = 1.0 + (cfg.eyes_mouth_weight - 1.0) * batch["eyes_mouth"]
                 loss = losses.weighted_l1(target, composite, weight)
