@@ -36,6 +36,10 @@ Per face and frame (`metrics` has the formulas):
   to the original's. A swap draws B's eyes and mouth; a model whose mask has holes there lets
   A's own show through, and then follows A's expression and detail perfectly while being no
   swap at all (a model trained with the eyes and mouth weighted 10 did exactly that);
+- colour, seam and edge flicker (`metrics.colour_mismatch`): the swapped face's skin colour
+  against the original's in CIE L*a*b* at the scale of lighting, over the whole skin (a face of
+  another tone or lit otherwise), near the face's edge (a seam, dark blotches where it meets
+  the frame), and how that edge changes from frame to frame (a flickering mask or colour);
 - pose error: the rotation between the two head poses (`faces.pose`);
 - background: PSNR outside the aligned crops of the faces found in either frame.
 
@@ -67,7 +71,7 @@ from faceswap_tf.framing import Framing
 from faceswap_tf.progress import Progress
 
 REPORT_FORMAT = "faceswap_tf-evaluation"
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 VARIANTS = ("swapped", "unmodified", "still", "jittered", "ceiling")
 SPLITS = ("held_out", "training", "unknown")
 CONTROLS = VARIANTS[1:]
@@ -118,6 +122,13 @@ BANDS = (
     Band("feature_similarity", "own features",
          "eyes and mouth drawn by the swap, not A's showing through: SSIM to A's, median", "<= 0.75",
          lambda v: v <= 0.75),
+    Band("colour", "colour", "skin colour matched to A's across the face: ΔE*ab, median", "<= 3",
+         lambda v: v <= 3.0),
+    Band("seam", "seam", "no seam where the face meets the frame: ΔE*ab at the face's edge, 90th percentile",
+         "<= 4", lambda v: v <= 4.0),
+    Band("colour_flicker", "edge flicker",
+         "the face's edge steady from frame to frame: change of its ΔE*ab per frame, median", "<= 1",
+         lambda v: v <= 1.0),
     Band("pose_rotation", "pose", "head pose error: rotation, median", "<= 3 degrees", lambda v: v <= 3.0),
     Band("background_psnr", "background", "background PSNR outside the faces", ">= 40 dB", lambda v: v >= 40.0),
 )
@@ -355,7 +366,7 @@ class _Controls:
     `framing` has the network's view, the ceiling: A's own face through that view."""
 
     def __init__(self, faces_b: str, holdout: float, framing: Framing, erode: float = 0.02,
-                 feather: float = 0.03, colour: str = "lab"):
+                 feather: float = 0.03, colour: str = "local"):
         records = _training_records(faces_b, holdout)
         opening = expression.mouth_opening(np.stack([r.crop_landmarks() for r in records]))
         chosen = records[int(np.argsort(opening)[len(opening) // 2])]
@@ -364,7 +375,8 @@ class _Controls:
         if (chosen.size, chosen.padding) != (framing.crop_size, framing.padding):
             raise UserError(f"{faces_b}: crops of {chosen.size} px, padding {chosen.padding}, but the swap's "
                             f"faces are framed {framing.crop_size} px, padding {framing.padding}")
-        hull = masks.face_mask(chosen.crop_landmarks(), chosen.size).astype(np.float32) / 255.0
+        self.landmarks = chosen.crop_landmarks()
+        hull = masks.face_mask(self.landmarks, chosen.size).astype(np.float32) / 255.0
         self.face, self.mask = crop, blend.shape_mask(hull, erode, feather)
         self.colour, self.erode, self.feather = colour, erode, feather
         self.view = framing if framing.resolution else None
@@ -393,7 +405,7 @@ class _Controls:
                     jitter[:, 2] += rng.normal(0.0, _JITTER * size, 2)
                     placed = jitter @ np.vstack([matrix, [0.0, 0.0, 1.0]])
                 target = self.framing.crop(frame, placed)
-                coloured = blend.colour_transfer(self.face, target, self.mask, self.colour)
+                coloured = blend.colour_transfer(self.face, target, self.mask, self.colour, self.landmarks)
                 blend.paste(out[name], coloured, self.mask, placed)
         return out
 
@@ -426,6 +438,7 @@ class _FrameMeasure:
         self.control_identity_every = control_identity_every
         self.tracks: dict[int, _Track] = collections.defaultdict(_Track)
         self._tracker = _Tracker()
+        self._colour = {}  # (track, variant) -> (frame, its last colour mismatch)
 
     def __call__(self, index: int, source: np.ndarray, swapped: np.ndarray) -> dict:
         height, width = source.shape[:2]
@@ -445,7 +458,8 @@ class _FrameMeasure:
             for name in CONTROLS:
                 if name in variants:  # refitted where the original face is: no detection needed
                     landmarks[name] = self.detector.landmarks(variants[name], face.box)
-            faces.append(self._face(index, track, face, matrix, landmarks, variants, grey, (width, height)))
+            images = {"original": source, **variants}
+            faces.append(self._face(index, track, face, matrix, landmarks, images, grey, (width, height)))
         # The background leaves out the crops of the faces found in either frame: a face the
         # converter tracked where this detector missed it in the original is not background.
         crops = np.zeros((height, width), np.uint8)
@@ -461,7 +475,11 @@ class _FrameMeasure:
                 entry[f"background_mse_{name}"] = error
         return entry
 
-    def _face(self, index, track, face, matrix, landmarks, variants, grey, size) -> dict:
+    def _face(self, index, track, face, matrix, landmarks, images, grey, size) -> dict:
+        # Colour and seam in the original face's aligned crop: the same scale for every face.
+        crops = {name: self.framing.crop(image, matrix) for name, image in images.items()}
+        in_crop = align.transform_points(matrix, face.landmarks)
+        colour = metrics.colour_mismatch(crops.pop("original"), crops, in_crop)
         inner = masks.face_mask(face.landmarks[align.INNER], grey["original"].shape) > 127
         scale = max(0.5, float(expression.eye_span(face.landmarks)) / 90.0)
         box = _region(inner, margin=int(8 * scale) + 2)
@@ -491,9 +509,14 @@ class _FrameMeasure:
                       "detail_ratios": [round(float(r), 4) for r in ratios],
                       "sharpness": round(metrics.sharpness(ratios), 4),
                       "feature_similarity": round(similar[name], 4),
-                      "pose_error": round(pose.rotation_between(original_pose, variant_pose), 2)}
+                      "pose_error": round(pose.rotation_between(original_pose, variant_pose), 2),
+                      "colour": round(colour[name].colour, 3), "seam": round(colour[name].seam, 3)}
+            before = self._colour.get((track, name))
+            if before is not None and before[0] == index - 1:
+                values["colour_flicker"] = round(metrics.colour_flicker(before[1], colour[name]), 3)
+            self._colour[(track, name)] = (index, colour[name])
             if name == "swapped" or (name != "ceiling" and index % self.control_identity_every == 0):
-                values.update(self._identity(variants[name], points))
+                values.update(self._identity(images[name], points))
             entry[name] = values
         return entry
 
@@ -617,6 +640,8 @@ def summarise(frames: list[dict], tracks: dict, split: str, lag: int = 3) -> dic
         }
         summary["sharpness"] = round(metrics.sharpness(summary["detail_ratios"]), 4)
         summary["feature_similarity"] = _median([m.get("feature_similarity") for m in measured])
+        for key in ("colour", "seam", "colour_flicker"):
+            summary[key] = _median([m.get(key) for m in measured])
         for feature in ("mouth", "eyes"):
             series = _series(chosen, name, feature)
             summary[f"{'eye' if feature == 'eyes' else feature}_following"] = series

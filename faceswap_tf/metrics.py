@@ -9,7 +9,9 @@ run on a CPU from packaged model files:
 - pose: `faces.pose` (solvePnP of the landmarks on a generic head) instead of Hopenet;
 - expression: mouth opening and eye aperture from the landmarks (`faces.expression`) followed
   over time, instead of a 3D morphable model's expression coefficients;
-- detail, expression following and motion (below): what a still or blurred paste fails.
+- detail, expression following and motion (below): what a still or blurred paste fails;
+- colour and seam (below): what a face of another skin tone or lighting, pasted with a visible
+  edge, fails.
 """
 
 import dataclasses
@@ -20,7 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from faceswap_tf import data
-from faceswap_tf.faces import identity
+from faceswap_tf.convert.blend import local_mean
+from faceswap_tf.faces import align, identity, masks
 from faceswap_tf.framing import Framing
 
 SIDES = ("a", "b")
@@ -43,6 +46,61 @@ def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """SSIM of each pair of [N, H, W, 3] images in 0..255 (Gaussian window of 11, as Wang et
     al. 2004 and `tf.image.ssim`)."""
     return tf.image.ssim(tf.constant(a, tf.float32), tf.constant(b, tf.float32), max_val=255.0).numpy()
+
+
+# --- colour and seam ---------------------------------------------------------------------
+# The scale colour is compared at, of the inter-ocular distance: finer than lighting, coarser
+# than skin texture and encoding noise; and how deep the seam's band reaches into the face.
+COLOUR_SIGMA = 0.1
+SEAM_DEPTH = 0.25
+
+
+@dataclasses.dataclass(frozen=True)
+class ColourMismatch:
+    """A face's colour against the original's, on its skin (`masks.skin_mask`), at the scale of
+    `COLOUR_SIGMA`: `difference` ([S, S, 3], L*a*b*) and its CIE76 distance ΔE*ab (2.3 is about
+    one just-noticeable difference, Sharma 2003) as `colour` (the median over the skin) and
+    `seam` (the 90th percentile over the skin within `SEAM_DEPTH` of the face's edge, where a
+    pasted face meets the frame)."""
+
+    difference: np.ndarray
+    colour: float
+    seam: float
+    edge: np.ndarray  # bool [S, S]: the seam's band
+
+
+def colour_mismatch(original: np.ndarray, images: dict, landmarks: np.ndarray) -> dict:
+    """Each of `images` (name -> uint8 RGB) against `original`: the same aligned crop of one
+    face, whose 68 points are `landmarks`. Returns name -> `ColourMismatch`."""
+    size = original.shape[:2]
+    skin = masks.skin_mask(landmarks, size) > 127
+    left, right = align.eye_centres(landmarks)
+    ocular = float(np.linalg.norm(right - left))
+    weight, sigma = skin.astype(np.float32), max(0.5, COLOUR_SIGMA * ocular)
+    inside = cv2.distanceTransform((masks.face_mask(landmarks, size) > 127).astype(np.uint8), cv2.DIST_L2, 5)
+    edge = skin & (inside < SEAM_DEPTH * ocular)
+
+    def lab(image):
+        return local_mean(cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB), weight, sigma)
+
+    reference, out = lab(original), {}
+    for name, image in images.items():
+        difference = lab(image) - reference
+        distance = np.linalg.norm(difference, axis=-1)
+        out[name] = ColourMismatch(
+            difference, float(np.median(distance[skin])) if skin.any() else math.nan,
+            float(np.percentile(distance[edge], 90)) if edge.any() else math.nan, edge)
+    return out
+
+
+def colour_flicker(previous: ColourMismatch, current: ColourMismatch) -> float:
+    """How much a face's colour difference from the original changes from one frame to the next
+    at its edge (mean ΔE*ab over the seam's band of both): a mask or a colour match that
+    flickers. Both in the original face's aligned crop, so the head's movement is taken out."""
+    edge = previous.edge & current.edge
+    if not edge.any():
+        return math.nan
+    return float(np.mean(np.linalg.norm(current.difference[edge] - previous.difference[edge], axis=-1)))
 
 
 # --- what the eye sees: detail, expression following, motion ------------------------------

@@ -109,6 +109,13 @@ def markdown(results: dict, sheet_name: str) -> str:
         "halo both score low. Per octave (finest first): "
         + ", ".join(f"{key} {' / '.join(f'{r:.2f}' for r in summaries[split][key]['detail_ratios'])}"
                     for key, _ in COLUMNS if key in summaries[split]) + ".",
+        "- **colour, seam and edge flicker**: both frames cut to the original face's aligned crop, taken to "
+        "CIE L*a*b* and averaged over the skin (the face's hull without eyes, brows, nostrils and mouth) at a "
+        "tenth of the eye span, finer than lighting and coarser than skin texture; the distance ΔE*ab of "
+        "swap to original (2.3 is about one just-noticeable difference): its median over the skin (a face of "
+        "another tone or lighting), its 90th percentile within a quarter of the eye span of the face's edge "
+        "(a seam or dark blotches where the face meets the frame), and how much that edge changes from one "
+        "frame to the next (a mask or colour that flickers; the jittering paste fails it).",
         "- **head pose**: `cv2.solvePnP` of the landmarks on a generic head (a stand-in for Hopenet); the "
         "angle of the rotation between the two poses. It carries some of the two faces' difference in shape, "
         "so even a perfect swap to another person shows a little.",

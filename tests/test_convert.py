@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceswap_tf import media
+from faceswap_tf import media, metrics
 from faceswap_tf.convert import backends, blend, converter, video
 from faceswap_tf.convert.tracks import Smoother, Tracks, jitter
 from faceswap_tf.errors import UserError
-from faceswap_tf.faces import align, detect, identity
+from faceswap_tf.faces import align, detect, identity, masks
 from tests.conftest import ROOT, data_path
 from tests.test_run_record import snapshot
 from tests.tf_serving_protocol import ProtocolServer
@@ -198,6 +198,35 @@ def test_colour_transfer_and_paste():
     blend.paste(frame, face, mask, matrix)
     np.testing.assert_array_equal(frame[32:92, 42:102], face[2:62, 2:62])
     assert np.array_equal(frame[:30], untouched[:30])
+
+
+def test_colour_is_matched_on_the_skin_and_local_colour_matches_the_lighting_across_the_face(data_dir):
+    from tests.test_metrics import _lab_shifted, _real_face
+
+    frame, landmarks = _real_face(data_dir)
+    top, left = np.floor(landmarks.min(axis=0) - 60).astype(int).clip(0)[::-1]
+    frame, landmarks = np.ascontiguousarray(frame[top:top + 700, left:left + 700]), landmarks - [left, top]
+    hull = masks.face_mask(landmarks, frame.shape[:2]).astype(np.float32) / 255.0
+    mouth = np.zeros(frame.shape[:2], np.uint8)
+    masks.fill_dilated(mouth, landmarks[align.MOUTH], 20)
+    # The reference opens its mouth wide (a dark hole): counted in, it would darken the skin.
+    opened = frame.copy()
+    opened[mouth > 0] = 20
+    matched = {"face": blend.colour_transfer(frame, opened, hull, "lab", landmarks),
+               "face and features": blend.colour_transfer(frame, opened, hull, "lab")}
+    found = metrics.colour_mismatch(frame, matched, landmarks)
+    assert found["face"].colour < 1.0 < 4.0 < found["face and features"].colour, found
+    # Another person's tone, lit from the other side: lab takes the tone and leaves the
+    # lighting; local takes both, so the skin matches everywhere up to the face's edge.
+    ramp = np.linspace(-1.0, 1.0, frame.shape[1], dtype=np.float32)[None, :].repeat(frame.shape[0], 0)
+    other = _lab_shifted(_lab_shifted(frame, (0, 6, 10), np.ones_like(ramp)), (12, 0, 0), ramp)
+    matched = {mode: blend.colour_transfer(other, frame, hull, mode, landmarks)
+               for mode in ("none", "lab", "local")}
+    found = metrics.colour_mismatch(frame, matched, landmarks)
+    colour, seam = ({mode: getattr(m, key) for mode, m in found.items()} for key in ("colour", "seam"))
+    assert colour["local"] < 1.5 and seam["local"] < 3.0, (colour, seam)
+    assert colour["none"] > colour["lab"] > 2 * colour["local"], colour
+    assert seam["lab"] > 2 * seam["local"], seam
 
 
 def test_detail_transfer_carries_the_frames_skin_texture_and_never_its_eyes_or_mouth():

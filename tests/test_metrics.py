@@ -96,3 +96,54 @@ def test_detail_of_a_real_face_blur_and_noise_never_beat_the_original(data_dir):
         assert scores[control] < 0.8, scores
     # Noise cannot make up for blur: the octaves noise fills do not hide those blur empties.
     assert scores["blurred+noise"] < 0.6 and scores["blurred"] < 0.6, scores
+
+
+def _real_face(data_dir):
+    from faceswap_tf import media
+    from faceswap_tf.faces import detect
+    from tests.conftest import data_path
+
+    frame = media.read_image(data_path(data_dir, "images", "faces", "biden2.jpg"))
+    return frame, detect.FaceDetector(detect.DetectorConfig(min_face_size=160))(frame)[0].landmarks
+
+
+def _lab_shifted(image, shift, weight):
+    """`image` with `shift` (L*, a*, b*) added where `weight` ([H, W] in [0, 1]) is 1."""
+    import cv2
+
+    lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    lab += weight[..., None] * np.float32(shift)
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB) * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def test_colour_seam_and_flicker_of_a_real_face_tell_another_tone_an_edge_and_a_moving_edge(data_dir):
+    import cv2
+
+    from faceswap_tf.faces import masks
+
+    frame, landmarks = _real_face(data_dir)
+    hull = (masks.face_mask(landmarks, frame.shape[:2]) > 127).astype(np.float32)
+    ocular = float(np.linalg.norm(np.subtract(*align.eye_centres(landmarks))))
+    depth = cv2.distanceTransform(hull.astype(np.uint8), cv2.DIST_L2, 5)
+    ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    step = int(round(0.1 * ocular))  # the same pasted face, a tenth of the eye span to the right
+    moved = np.zeros_like(hull)
+    moved[:, step:] = hull[:, :-step]
+    images = {
+        "same": frame,
+        "encoded, softened": cv2.GaussianBlur(cv2.imdecode(jpeg, cv2.IMREAD_UNCHANGED), (0, 0), 1.5),
+        "pasted, hard edge": _lab_shifted(frame, (10, 0, 8), hull),  # another tone, a visible outline
+        # The same tone inside, brought to the frame's over half the eye span: no seam.
+        "pasted, blended edge": _lab_shifted(frame, (10, 0, 8), np.clip(depth / (0.5 * ocular), 0, 1)),
+        "pasted, moved": _lab_shifted(frame, (10, 0, 8), moved),
+    }
+    found = metrics.colour_mismatch(frame, images, landmarks)
+    colour = {name: m.colour for name, m in found.items()}
+    seam = {name: m.seam for name, m in found.items()}
+    assert colour["same"] == 0.0 and seam["same"] == 0.0
+    assert colour["encoded, softened"] < 1.0 and seam["encoded, softened"] < 1.5, (colour, seam)  # not a seam
+    assert colour["pasted, hard edge"] > 9.0 and seam["pasted, hard edge"] > 9.0, (colour, seam)  # |(10, 0, 8)|
+    assert seam["pasted, blended edge"] < 0.5 * seam["pasted, hard edge"], seam
+    assert metrics.colour_flicker(found["same"], found["same"]) == 0.0
+    assert metrics.colour_flicker(found["pasted, hard edge"], found["pasted, hard edge"]) == 0.0  # steady
+    assert metrics.colour_flicker(found["pasted, hard edge"], found["pasted, moved"]) > 1.0

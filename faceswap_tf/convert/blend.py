@@ -10,35 +10,34 @@ import numpy as np
 
 from faceswap_tf.faces import align, masks
 
-COLOUR_MODES = ("none", "lab", "hist")
+COLOUR_MODES = ("none", "lab", "hist", "local")
 BLEND_MODES = ("alpha", "seamless")
+# `local`: the scale, of the inter-ocular distance, of the skin colour matched place by place:
+# lighting and tone, far coarser than a feature (an eye is about 0.3 wide), so the face's own
+# shape and features stay the swap's.
+LOCAL_SIGMA = 0.25
 
 
-def colour_transfer(face: np.ndarray, reference: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
-    """`face` (uint8 RGB crop) with its colours matched to `reference` inside `mask` > 0.5:
-    `lab` moves each L*a*b* channel's mean and standard deviation onto the reference's
-    (Reinhard et al., 2001), the spread only ever narrowed (by at most half): widening it to a
-    sharp original's would amplify the blotches of a blurry swap, which looked worse on the
-    sample pair; `hist` maps each RGB channel's histogram onto the reference's."""
-    if mode == "none":
+def colour_transfer(face: np.ndarray, reference: np.ndarray, mask: np.ndarray, mode: str,
+                    landmarks: np.ndarray | None = None) -> np.ndarray:
+    """`face` (uint8 RGB crop) with its colours matched to `reference` inside `mask` > 0.5,
+    measured on the skin only when the face's crop-space `landmarks` are given
+    (`masks.skin_mask`: an open mouth, dark eyes or brows differ between two people in size,
+    and counted in, they would shift the skin's colour). `lab` moves each L*a*b* channel's
+    mean and standard deviation onto the reference's (Reinhard et al., 2001), the spread only
+    ever narrowed (by at most half): widening it to a sharp original's would amplify the
+    blotches of a blurry swap, which looked worse on the sample pair; `hist` maps each RGB
+    channel's histogram onto the reference's; `local` is `lab`, and then, place by place, the
+    skin's colour at the scale of lighting (a Gaussian of `LOCAL_SIGMA` of the inter-ocular
+    distance) moved onto the reference's: a face lit from one side, or darker at the jaw than at
+    the brow, is matched across the whole face and meets the frame without a seam at the mask's
+    edge. The correction reaches the features from the skin around them."""
+    if mode not in COLOUR_MODES:
+        raise ValueError(f"colour mode {mode!r}: choose one of {COLOUR_MODES}")
+    if mode == "none" or np.count_nonzero(mask > 0.5) < 16:
         return face
-    inside = mask > 0.5
-    if inside.sum() < 16:
-        return face
-    if mode == "lab":
-        # The statistics from a quarter-size copy (the conversion to L*a*b* is the cost here).
-        small = (face.shape[1] // 4, face.shape[0] // 4)
-        region = cv2.resize(inside.astype(np.uint8), small, interpolation=cv2.INTER_NEAREST)
-        face_mean, face_std, ref_mean, ref_std = (
-            v.ravel() for image in (face, reference)
-            for v in cv2.meanStdDev(cv2.cvtColor(cv2.resize(image, small, interpolation=cv2.INTER_AREA),
-                                                 cv2.COLOR_RGB2LAB), mask=region))
-        lab_face = cv2.cvtColor(face, cv2.COLOR_RGB2LAB)
-        scale = np.clip(ref_std / np.maximum(face_std, 1e-3), 0.5, 1.0)
-        # Per channel: lab * scale + (ref_mean - face_mean * scale), saturated to uint8.
-        affine = np.concatenate([np.diag(scale), (ref_mean - face_mean * scale)[:, None]], axis=1)
-        return cv2.cvtColor(cv2.transform(lab_face, affine), cv2.COLOR_LAB2RGB)
     if mode == "hist":
+        inside = _skin_within(mask > 0.5, landmarks)
         out = np.empty_like(face)
         for channel in range(3):
             source_cdf = _cdf(face[..., channel][inside])
@@ -46,7 +45,54 @@ def colour_transfer(face: np.ndarray, reference: np.ndarray, mask: np.ndarray, m
             lookup = np.interp(source_cdf, target_cdf, np.arange(256)).round().astype(np.uint8)
             out[..., channel] = lookup[face[..., channel]]
         return out
-    raise ValueError(f"colour mode {mode!r}: choose one of {COLOUR_MODES}")
+    # The statistics and the local correction from quarter-size copies (the conversion to
+    # L*a*b* and the Gaussians are the cost here; the correction is smooth by construction).
+    height, width = face.shape[:2]
+    small = (max(1, width // 4), max(1, height // 4))
+    shrink = small[0] / width
+    region = _skin_within(cv2.resize(mask.astype(np.float32), small, interpolation=cv2.INTER_AREA) > 0.5,
+                          None if landmarks is None else np.asarray(landmarks) * shrink)
+    if not region.any():
+        return face
+    face_small, reference_small = (cv2.resize(image, small, interpolation=cv2.INTER_AREA)
+                                   for image in (face, reference))
+    face_mean, face_std, ref_mean, ref_std = (
+        v.ravel() for image in (face_small, reference_small)
+        for v in cv2.meanStdDev(cv2.cvtColor(image, cv2.COLOR_RGB2LAB), mask=region.astype(np.uint8)))
+    scale = np.clip(ref_std / np.maximum(face_std, 1e-3), 0.5, 1.0)
+    # Per channel: lab * scale + (ref_mean - face_mean * scale), saturated to uint8.
+    affine = np.concatenate([np.diag(scale), (ref_mean - face_mean * scale)[:, None]], axis=1)
+    matched = cv2.cvtColor(cv2.transform(cv2.cvtColor(face, cv2.COLOR_RGB2LAB), affine), cv2.COLOR_LAB2RGB)
+    if mode == "lab" or landmarks is None:
+        return matched
+    left, right = align.eye_centres(landmarks)
+    sigma = max(0.5, LOCAL_SIGMA * float(np.linalg.norm(right - left)) * shrink)
+    matched_small = cv2.cvtColor(cv2.transform(cv2.cvtColor(face_small, cv2.COLOR_RGB2LAB), affine),
+                                 cv2.COLOR_LAB2RGB)
+    weight = region.astype(np.float32)
+    correction = (local_mean(reference_small.astype(np.float32), weight, sigma)
+                  - local_mean(matched_small.astype(np.float32), weight, sigma))
+    correction = cv2.resize(correction, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.clip(matched + correction + 0.5, 0, 255).astype(np.uint8)
+
+
+def _skin_within(inside: np.ndarray, landmarks: np.ndarray | None) -> np.ndarray:
+    """The skin (`masks.skin_mask`) within `inside`, or all of `inside` where there are no
+    landmarks or too little skin."""
+    if landmarks is None:
+        return inside
+    skin = inside & (masks.skin_mask(landmarks, inside.shape) > 127)
+    return skin if skin.sum() >= max(4, inside.sum() // 20) else inside
+
+
+def local_mean(image: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """The Gaussian-weighted mean of float32 `image` ([H, W] or [H, W, C]) around each pixel,
+    counting each pixel by `weight` ([H, W]; normalised convolution): the colour of the
+    weighted region near every place, carried smoothly past its edges into the rest."""
+    spread = cv2.GaussianBlur(weight, (0, 0), sigma)
+    total = cv2.GaussianBlur(image * (weight[..., None] if image.ndim == 3 else weight), (0, 0), sigma)
+    spread = np.maximum(spread, 1e-6)
+    return total / (spread[..., None] if image.ndim == 3 else spread)
 
 
 def _cdf(values: np.ndarray) -> np.ndarray:
@@ -70,18 +116,11 @@ def shape_mask(mask: np.ndarray, erode: float, feather: float) -> np.ndarray:
 
 def detail_weight(landmarks: np.ndarray, size: int) -> np.ndarray:
     """float32 [size, size] in [0, 1]: where the frame's own fine detail may show through the swap,
-    for a face's crop-space landmarks: its skin (the hull of the 68 points: cheeks, forehead
-    between the brows, nose bridge, chin) without the features that carry who someone is and
-    what they express (eyes, brows, nostrils, mouth, each with a margin), edges softened."""
+    for a face's crop-space landmarks: its skin (`masks.skin_mask`: the hull without the eyes,
+    brows, nostrils and mouth, which carry who someone is and what they express), edges softened."""
     left, right = align.eye_centres(landmarks)
     ocular = float(np.linalg.norm(right - left))
-    skin = masks.face_mask(landmarks, size).astype(np.float32) / 255.0
-    features = np.zeros((size, size), np.uint8)
-    for points, margin in ((landmarks[align.LEFT_EYE], 0.25), (landmarks[align.RIGHT_EYE], 0.25),
-                           (landmarks[_LEFT_BROW], 0.15), (landmarks[_RIGHT_BROW], 0.15),
-                           (landmarks[_NOSTRILS], 0.12), (landmarks[align.MOUTH], 0.18)):
-        masks.fill_dilated(features, points, margin * ocular)
-    weight = skin * (1.0 - features.astype(np.float32) / 255.0)
+    weight = masks.skin_mask(landmarks, size).astype(np.float32) / 255.0
     return cv2.GaussianBlur(weight, (0, 0), max(0.5, 0.06 * ocular))
 
 
@@ -89,9 +128,6 @@ def detail_sigma(framing) -> float:
     """The scale, in crop pixels, below which a swap's detail comes from the frame
     (`paste`'s `detail_sigma`): one pixel of the network's view, the finest thing it draws."""
     return framing.crop_size * framing.coverage / framing.resolution
-
-
-_LEFT_BROW, _RIGHT_BROW, _NOSTRILS = slice(17, 22), slice(22, 27), slice(30, 36)
 
 
 def paste(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray,

@@ -35,8 +35,11 @@ _KEYFRAME_INTERVAL = flags.DEFINE_integer(
     "keyframe_interval", 8, "Frames between whole-frame detections (faces are tracked in between).")
 _SMOOTHING = flags.DEFINE_float(
     "smoothing", 2.0, "Temporal smoothing of the landmarks: Gaussian sigma in frames (0: off).")
-_COLOUR = flags.DEFINE_enum("colour", "lab", list(blend.COLOUR_MODES),
-                            "Colour transfer onto the original face: none, lab (mean/std), hist.")
+_COLOUR = flags.DEFINE_enum(
+    "colour", "local", list(blend.COLOUR_MODES),
+    "Colour matched to the original face's skin: none; lab (L*a*b* mean and spread); hist (histograms); "
+    "local (lab, then the skin's colour place by place at the scale of lighting, so no seam shows at the "
+    "mask's edge).")
 _ERODE = flags.DEFINE_float("erode", 0.02, "Mask erosion, as a fraction of the face crop.")
 _FEATHER = flags.DEFINE_float("feather", 0.03, "Mask feathering (Gaussian sigma), as a fraction of the crop.")
 _BLEND = flags.DEFINE_enum("blend", "alpha", list(blend.BLEND_MODES),

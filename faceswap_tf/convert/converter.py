@@ -51,7 +51,7 @@ class ConvertConfig:
     detector: detect.DetectorConfig = dataclasses.field(default_factory=detect.DetectorConfig)
     keyframe_interval: int = 8
     smoothing: float = 2.0  # sigma of the temporal smoothing, in frames; 0 turns it off
-    colour: str = "lab"
+    colour: str = "local"
     erode: float = 0.02  # of the crop size
     feather: float = 0.03  # of the crop size
     blend: str = "alpha"
@@ -165,7 +165,7 @@ class Blender:
             if config.mask == "hull":
                 mask = mask * masks.face_mask(face.landmarks, mask.shape[0]).astype(np.float32) / 255.0
             mask = face.blend_mask = blend.shape_mask(mask, config.erode, config.feather)
-            coloured = blend.colour_transfer(face.swapped, face.crop, mask, config.colour)
+            coloured = blend.colour_transfer(face.swapped, face.crop, mask, config.colour, face.landmarks)
             detail = None
             if config.detail > 0:
                 detail = config.detail * blend.detail_weight(face.landmarks, face.crop.shape[0]) * mask

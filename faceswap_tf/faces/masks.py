@@ -50,3 +50,24 @@ def fill_dilated(mask: np.ndarray, points: np.ndarray, margin: float) -> None:
     radius = max(1, int(round(margin)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     np.maximum(mask, cv2.dilate(region, kernel), out=mask)
+
+
+# The features that carry who someone is and what they express, with how far (of the
+# inter-ocular distance) the skin stays clear of each: eyes, brows, nostrils, mouth.
+_FEATURES = ((align.LEFT_EYE, 0.25), (align.RIGHT_EYE, 0.25), (slice(17, 22), 0.15), (slice(22, 27), 0.15),
+             (slice(30, 36), 0.12), (align.MOUTH, 0.18))
+
+
+def skin_mask(landmarks: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """uint8 [size, size] (or [height, width] for a pair), 255 on the face's skin: the hull of
+    the 68 points (cheeks, forehead between the brows, nose bridge, chin) without the eyes,
+    brows, nostrils and mouth, each with a margin. Where the converter may carry the frame's
+    own skin detail, and where colour is matched and measured (a swap's features are its own)."""
+    left, right = align.eye_centres(landmarks)
+    ocular = float(np.linalg.norm(right - left))
+    skin = face_mask(landmarks, size)
+    features = np.zeros_like(skin)
+    for points, margin in _FEATURES:
+        fill_dilated(features, landmarks[points], margin * ocular)
+    skin[features > 0] = 0
+    return skin
