@@ -222,11 +222,11 @@ def run(config: EvaluateConfig, log=sys.stderr) -> dict:
     measure = _FrameMeasure(describer, galleries, framing, detector, controls, config.control_identity_every)
     frames, sheet_frames = _measure_frames(config, match.offset, swapped.frames, measure, held_out_from, log)
     lag = max(1, round(_MOTION_SECONDS * (original.fps or 25.0)))
-    summaries = {split: summarise(frames, measure.tracks, split, lag) for split in SPLITS}
-    verdict_split = next((s for s in ("held_out", "unknown", "training") if summaries[s]["frames"]), "training")
     b_training = _training_records(config.faces_b, holdout)
     a_faces = coverage.measure_folder(config.faces_a)
     b_faces = coverage.measure_folder(config.faces_b, b_training)
+    summaries = {split: summarise(frames, measure.tracks, split, lag, b_faces) for split in SPLITS}
+    verdict_split = next((s for s in ("held_out", "unknown", "training") if summaries[s]["frames"]), "training")
     results = {
         "format": REPORT_FORMAT, "format_version": REPORT_VERSION,
         "inputs": {
@@ -490,10 +490,13 @@ class _FrameMeasure:
         similar = {name: float(np.mean(metrics.ssim_map(grey["original"][near], image[near])[features[near]]))
                    for name, image in grey.items() if name != "original"}
         original_pose = pose.head_pose(face.landmarks, size)
+        crop_size = self.framing.crop_size  # the pose as the coverage diagnostics take it, from the crop
+        crop_pose = pose.head_pose(in_crop, (crop_size, crop_size))
         entry = {"track": track, "box": list(face.box), "found": landmarks["swapped"] is not None,
                  "original": {"mouth": round(float(expression.mouth_opening(face.landmarks)), 4),
                               "eyes": round(float(expression.eye_aperture(face.landmarks)), 4),
-                              "pose": original_pose.round(2).tolist()}}
+                              "pose": original_pose.round(2).tolist(),
+                              "crop_pose": crop_pose[:2].round(2).tolist()}}
         history = self.tracks[track]
         history.frames.append(index)
         history.points["original"].append(_inner_points(matrix, face.landmarks, self.framing.crop_size))
@@ -612,9 +615,12 @@ def _in_split(entry: dict, split: str) -> bool:
             "unknown": entry["held_out"] is None}[split]
 
 
-def summarise(frames: list[dict], tracks: dict, split: str, lag: int = 3) -> dict:
+def summarise(frames: list[dict], tracks: dict, split: str, lag: int = 3,
+              b_faces: coverage.FaceSetMeasures | None = None) -> dict:
     """The summary of the frames of one split ("held_out", "training", "unknown"): per variant,
-    every measure of the verdict and what it is made of; motion over `lag` frames."""
+    every measure of the verdict and what it is made of; motion over `lag` frames. With B's
+    training faces (`b_faces`), the pose error apart for the faces whose pose B's faces cover
+    and for those beyond them (`coverage.pose_beyond`)."""
     chosen = [entry for entry in frames if _in_split(entry, split)]
     faces = [face for entry in chosen for face in entry["faces"]]
     out = {"frames": len(chosen), "faces": len(faces),
@@ -642,6 +648,12 @@ def summarise(frames: list[dict], tracks: dict, split: str, lag: int = 3) -> dic
         summary["feature_similarity"] = _median([m.get("feature_similarity") for m in measured])
         for key in ("colour", "seam", "colour_flicker"):
             summary[key] = _median([m.get(key) for m in measured])
+        if b_faces is not None:
+            beyond = [(coverage.pose_beyond(b_faces, *face["original"]["crop_pose"]) > 0,
+                       face[name]["pose_error"]) for face in faces if name in face]
+            for key, outside in (("covered", False), ("beyond", True)):
+                errors = [error for out, error in beyond if out == outside]
+                summary[f"pose_rotation_{key}"], summary[f"pose_faces_{key}"] = _median(errors), len(errors)
         for feature in ("mouth", "eyes"):
             series = _series(chosen, name, feature)
             summary[f"{'eye' if feature == 'eyes' else feature}_following"] = series

@@ -47,6 +47,21 @@ def failed(results: dict, column: str = "swapped") -> list[str]:
     return [row["short"] for row in results["verdict"] if row.get(f"{column}_passes") is False]
 
 
+def pose_coverage_sentence(swapped: dict) -> str | None:
+    """The swap's pose error where B's training faces cover A's head pose and where they do not."""
+    covered, beyond = swapped.get("pose_faces_covered"), swapped.get("pose_faces_beyond")
+    if not covered and not beyond:
+        return None
+
+    def error(key):
+        value = swapped.get(f"pose_rotation_{key}")
+        return "n/a" if value is None else f"{value:.1f}°"
+
+    return (f"Head pose error where A's yaw and pitch stay within B's training faces' (1st to 99th "
+            f"percentile): {error('covered')} over {covered} faces; beyond them, where B's footage shows no "
+            f"such pose to learn from: {error('beyond')} over {beyond} faces.")
+
+
 def summary_lines(results: dict) -> list[str]:
     """What a run prints at its end: the verdict, band by band, for the swap."""
     split = results["verdict_on"].replace("_", "-")
@@ -59,6 +74,9 @@ def summary_lines(results: dict) -> list[str]:
         lines.append(f"  {_mark(row['swapped_passes']).strip('*') or 'n/a':4s}  {row['label']}: "
                      f"{value_text(row['key'], row['swapped'])} (band {row['band']}"
                      + (f"; {controls}" if controls else "") + ")")
+    pose_split = pose_coverage_sentence(summary.get("swapped", {}))
+    if pose_split:
+        lines.append("  " + pose_split)
     bad = failed(results)
     lines.append("verdict: " + ("meets every band" if not bad else
                                 f"fails {len(bad)} of {len(results['verdict'])} bands ({', '.join(bad)})"))
@@ -140,6 +158,9 @@ def markdown(results: dict, sheet_name: str) -> str:
         out.append("")
     out += [f"## Does B's training footage cover what A does? ({results['coverage']['b']} against "
             f"{results['coverage']['a']})", "", *results["coverage"]["lines"], ""]
+    pose_split = pose_coverage_sentence(summaries[split].get("swapped", {}))
+    if pose_split:
+        out += [pose_split, ""]
     held = results.get("held_out_model")
     if held:
         out += [

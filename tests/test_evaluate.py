@@ -57,6 +57,9 @@ def test_an_unmodified_video_meets_every_band_but_identity(unmodified_report):
         assert all(verdict.values()), (column, report["verdict"])
     swapped = report["summary"]["held_out"]["swapped"]
     assert swapped["nearest"] == {"A": 50}  # not B, not the distractors
+    # The pose error is also given apart where B's footage covers A's pose and where it does not.
+    assert swapped["pose_faces_covered"] + swapped["pose_faces_beyond"] == 50
+    assert swapped["pose_faces_beyond"] > 0 and swapped["pose_rotation_beyond"] < 3.0
 
 
 def test_a_still_and_a_jittering_paste_of_b_pass_identity_and_fail_expression_and_motion(unmodified_report):
@@ -136,6 +139,8 @@ def test_the_report_leads_with_the_verdict_and_keeps_every_frame(unmodified_repo
     sheet = Image.open(config.output_path("contact_sheet.png"))
     assert sheet.text["synthetic_media"] == "true" and "Synthetic media" in sheet.text["Description"]
     assert sheet.size[1] > 6 * 240
+    assert "Head pose error where A's yaw and pitch stay within B's training faces'" in text
+    assert "Head pose error where A's yaw and pitch stay within B's training faces'" in log
     assert "FAIL  identity" in log and "verdict: fails 2 of 13 bands (identity, own features)" in log
     assert sorted(os.listdir(os.path.dirname(config.output_path("x")))) == [
         f"copy_{name}" for name in ("contact_sheet.png", "report.json", "report.md")]
@@ -187,6 +192,13 @@ def test_coverage_says_whether_b_covers_a(face_dirs, tmp_path):
     assert wider.direction == "above" and wider.a_extreme > 0.45
     # A turns her head further than B's footage shows.
     assert any(gap.measure == "yaw" for gap in coverage.gaps(a, b))
+    (low, high), (pitch_low, pitch_high) = coverage.b_range(b, "yaw"), coverage.b_range(b, "pitch")
+    middle = ((low + high) / 2, (pitch_low + pitch_high) / 2)
+    assert coverage.pose_beyond(b, *middle) == 0.0
+    assert coverage.pose_beyond(b, low - 4.0, middle[1]) == pytest.approx(4.0)
+    assert coverage.pose_beyond(b, high + 1.0, pitch_high + 2.0) == pytest.approx(3.0)
+    assert float(np.mean([coverage.pose_beyond(b, y, p) > 0 for y, p in zip(a.values["yaw"], a.values["pitch"],
+                                                                           strict=True)])) > 0.2
     done = run_module("faceswap_tf.coverage", f"--faces_a={face_dirs['a']}", f"--faces_b={face_dirs['b']}",
                       f"--output={tmp_path / 'coverage.md'}")
     assert done.returncode == 0, done.stderr[-2000:]

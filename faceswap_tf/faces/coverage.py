@@ -92,11 +92,27 @@ class Gap:
                 f"give or take {TOLERANCE[self.measure]:g})")
 
 
+def b_range(b: FaceSetMeasures, measure: str) -> tuple[float, float]:
+    """B's range of a measure: between its `EDGE` and 100 - `EDGE` percentiles."""
+    low, high = np.percentile(b.values[measure], [EDGE, 100 - EDGE])
+    return float(low), float(high)
+
+
+def pose_beyond(b: FaceSetMeasures, yaw: float, pitch: float) -> float:
+    """How far, in degrees, a head pose lies outside B's range of yaw and of pitch (the two
+    added; 0 inside both): a pose B's decoder never saw drawn."""
+    out = 0.0
+    for measure, value in (("yaw", yaw), ("pitch", pitch)):
+        low, high = b_range(b, measure)
+        out += max(0.0, low - value) + max(0.0, value - high)
+    return out
+
+
 def gaps(a: FaceSetMeasures, b: FaceSetMeasures) -> list[Gap]:
     """Where A goes beyond B's faces, in a share of A's frames worth a warning."""
     found = []
     for measure in MEASURES:
-        low, high = np.percentile(b.values[measure], [EDGE, 100 - EDGE])
+        low, high = b_range(b, measure)
         low, high = low - TOLERANCE[measure], high + TOLERANCE[measure]
         values = a.values[measure]
         for direction, outside, extreme, edge in (("above", values > high, values.max(), high),
