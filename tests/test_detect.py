@@ -213,6 +213,26 @@ def test_the_closed_mouth_shortcut_is_measured_on_real_faces_only():
     assert trainer._mouth_shortcut(*part(closed_is_fake, mouth=np.zeros(40))) is None  # mouths never move
 
 
+def test_a_video_whose_frames_are_flagged_is_judged_swapped_whatever_a_few_lower_frames_score():
+    from faceswap_tf.detect import scorer, scores
+
+    # Measured in the detect demo: the threshold near 1, 91% of a swap's frames above it, the
+    # mean of the frames below it: the video was called real. The pooled score is the median.
+    threshold = 0.9999
+    frames = [{"frame": i, "score": s, "faces": 1} for i, s in enumerate([0.99995] * 9 + [0.5])]
+    faces = [{"fake": f["score"] >= threshold} for f in frames]
+    judged = scorer._summary("swap.mp4", "video", faces, frames, threshold)
+    assert judged["verdict"] == "swapped" and judged["score"] == 0.99995
+    assert np.mean([f["score"] for f in frames]) < threshold  # what the mean said
+    assert scorer._summary("real.mp4", "video", faces[:1] * 3, [{"frame": i, "score": s, "faces": 1}
+                           for i, s in enumerate([0.99995, 0.2, 0.1])], threshold)["verdict"] == "real"
+    # The video AUC pools tracks the same way: a swapped track flagged in 6 of its 10 frames
+    # ranks above a real one flagged in none (their means would rank them the other way).
+    found = scores.summary([0.99995] * 6 + [0.0] * 4 + [0.7] * 3, [1] * 10 + [0] * 3,
+                           ["fake"] * 10 + ["real"] * 3, threshold)
+    assert found["video_auc"] == 1.0 and found["tracks"] == 2
+
+
 def test_mouth_matching_draws_real_and_swapped_faces_with_alike_mouths():
     """Swaps whose mouths open less than the real faces': drawn by `mouth_matching`'s weights,
     the mouth no longer tells the label, and `dataset` draws faces by those weights."""

@@ -4,7 +4,7 @@
       --plot=clip_detect.png --overlay=clip_detect.mp4
 
 The report holds per face (frame, box, probability, judged swapped), per frame (its most
-suspicious face) and per input (the mean over frames with a face, the verdict at the
+suspicious face) and per input (the median over frames with a face, the verdict at the
 detector's threshold). The overlay is labelled as an analysis product.
 """
 

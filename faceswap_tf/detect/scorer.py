@@ -2,8 +2,9 @@
 
 Faces are found and framed as everywhere else in the project: the extract stage's detection
 (`faces/detect.py`) and the framing the detector carries (`framing.Framing`, its template).
-A frame's score is its most suspicious face's; a video's is the mean of its frames' (frames
-without a face do not count), judged against the threshold in the detector's metadata.
+A frame's score is its most suspicious face's; a video's is the median of its frames'
+(`scores.pooled`; frames without a face do not count), judged against the threshold in the
+detector's metadata: swapped when at least half of its frames are flagged.
 Outputs: a JSON report, optionally a plot of the score over time and an overlay video marking
 each face's score, labelled as an analysis product in its picture and its metadata.
 """
@@ -19,6 +20,7 @@ import numpy as np
 
 from faceswap_tf import files, media, signatures
 from faceswap_tf.convert import backends, video
+from faceswap_tf.detect import scores
 from faceswap_tf.errors import UserError
 from faceswap_tf.faces import detect
 from faceswap_tf.progress import Progress
@@ -121,7 +123,7 @@ def run(config: ScoreConfig, log=sys.stderr) -> dict:
 
 def _summary(path: str, kind: str, faces: list[dict], frames: list[dict], threshold: float) -> dict:
     scored = [f["score"] for f in frames if f["score"] is not None]
-    score = float(np.mean(scored)) if scored else 0.0
+    score = scores.pooled(scored)
     out = {"path": os.path.abspath(path), "kind": kind, "faces": len(faces), "frames": len(frames),
            "frames_with_face": len(scored), "score": score,
            "share_of_faces_flagged": float(np.mean([f["fake"] for f in faces])) if faces else 0.0,
