@@ -628,6 +628,8 @@ def summarise(frames: list[dict], tracks: dict, split: str, lag: int = 3,
     if not faces:
         return out
     wanted = {entry["frame"] for entry in chosen}
+    beyond_b = ([coverage.pose_beyond(b_faces, *face["original"]["crop_pose"]) > 0 for face in faces]
+                if b_faces is not None else None)
     for name in VARIANTS:
         if not any(name in face for face in faces):
             continue
@@ -648,11 +650,10 @@ def summarise(frames: list[dict], tracks: dict, split: str, lag: int = 3,
         summary["feature_similarity"] = _median([m.get("feature_similarity") for m in measured])
         for key in ("colour", "seam", "colour_flicker"):
             summary[key] = _median([m.get(key) for m in measured])
-        if b_faces is not None:
-            beyond = [(coverage.pose_beyond(b_faces, *face["original"]["crop_pose"]) > 0,
-                       face[name]["pose_error"]) for face in faces if name in face]
+        if beyond_b is not None:
             for key, outside in (("covered", False), ("beyond", True)):
-                errors = [error for out, error in beyond if out == outside]
+                errors = [face[name]["pose_error"] for face, out in zip(faces, beyond_b, strict=True)
+                          if name in face and out == outside]
                 summary[f"pose_rotation_{key}"], summary[f"pose_faces_{key}"] = _median(errors), len(errors)
         for feature in ("mouth", "eyes"):
             series = _series(chosen, name, feature)

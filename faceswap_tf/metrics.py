@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from faceswap_tf import data
 from faceswap_tf.convert.blend import local_mean
-from faceswap_tf.faces import align, identity, masks
+from faceswap_tf.faces import expression, identity, masks
 from faceswap_tf.framing import Framing
 
 SIDES = ("a", "b")
@@ -74,8 +74,7 @@ def colour_mismatch(original: np.ndarray, images: dict, landmarks: np.ndarray) -
     face, whose 68 points are `landmarks`. Returns name -> `ColourMismatch`."""
     size = original.shape[:2]
     skin = masks.skin_mask(landmarks, size) > 127
-    left, right = align.eye_centres(landmarks)
-    ocular = float(np.linalg.norm(right - left))
+    ocular = float(expression.eye_span(landmarks))
     weight, sigma = skin.astype(np.float32), max(0.5, COLOUR_SIGMA * ocular)
     inside = cv2.distanceTransform((masks.face_mask(landmarks, size) > 127).astype(np.uint8), cv2.DIST_L2, 5)
     edge = skin & (inside < SEAM_DEPTH * ocular)

@@ -8,7 +8,7 @@ bounding region of the frame only.
 import cv2
 import numpy as np
 
-from faceswap_tf.faces import align, masks
+from faceswap_tf.faces import align, expression, masks
 
 COLOUR_MODES = ("none", "lab", "hist", "local")
 BLEND_MODES = ("alpha", "seamless")
@@ -65,8 +65,7 @@ def colour_transfer(face: np.ndarray, reference: np.ndarray, mask: np.ndarray, m
     matched = cv2.cvtColor(cv2.transform(cv2.cvtColor(face, cv2.COLOR_RGB2LAB), affine), cv2.COLOR_LAB2RGB)
     if mode == "lab" or landmarks is None:
         return matched
-    left, right = align.eye_centres(landmarks)
-    sigma = max(0.5, LOCAL_SIGMA * float(np.linalg.norm(right - left)) * shrink)
+    sigma = max(0.5, LOCAL_SIGMA * float(expression.eye_span(landmarks)) * shrink)
     matched_small = cv2.cvtColor(cv2.transform(cv2.cvtColor(face_small, cv2.COLOR_RGB2LAB), affine),
                                  cv2.COLOR_LAB2RGB)
     weight = region.astype(np.float32)
@@ -118,10 +117,8 @@ def detail_weight(landmarks: np.ndarray, size: int) -> np.ndarray:
     """float32 [size, size] in [0, 1]: where the frame's own fine detail may show through the swap,
     for a face's crop-space landmarks: its skin (`masks.skin_mask`: the hull without the eyes,
     brows, nostrils and mouth, which carry who someone is and what they express), edges softened."""
-    left, right = align.eye_centres(landmarks)
-    ocular = float(np.linalg.norm(right - left))
     weight = masks.skin_mask(landmarks, size).astype(np.float32) / 255.0
-    return cv2.GaussianBlur(weight, (0, 0), max(0.5, 0.06 * ocular))
+    return cv2.GaussianBlur(weight, (0, 0), max(0.5, 0.06 * float(expression.eye_span(landmarks))))
 
 
 def detail_sigma(framing) -> float:

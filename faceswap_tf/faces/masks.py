@@ -7,7 +7,7 @@ mask to judge the predicted alpha mask; the converter uses the face mask for ble
 import cv2
 import numpy as np
 
-from faceswap_tf.faces import align
+from faceswap_tf.faces import align, expression
 
 # How far the eye and mouth regions reach past their landmarks, as a fraction of the
 # inter-ocular distance: enough to cover eyelids, brows' lower edge and the lip line.
@@ -63,8 +63,7 @@ def skin_mask(landmarks: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     the 68 points (cheeks, forehead between the brows, nose bridge, chin) without the eyes,
     brows, nostrils and mouth, each with a margin. Where the converter may carry the frame's
     own skin detail, and where colour is matched and measured (a swap's features are its own)."""
-    left, right = align.eye_centres(landmarks)
-    ocular = float(np.linalg.norm(right - left))
+    ocular = float(expression.eye_span(landmarks))
     skin = face_mask(landmarks, size)
     features = np.zeros_like(skin)
     for points, margin in _FEATURES:
