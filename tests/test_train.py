@@ -86,18 +86,6 @@ def test_d_step_changes_only_d_and_g_step_only_g(face_dirs, tmp_path):
     assert not set(map(id, gan.g_variables)) & set(map(id, gan.d_variables))
 
 
-def test_resume_gives_the_same_next_step_as_an_uninterrupted_run(face_dirs, tmp_path):
-    straight = trainer.run(tiny_config(face_dirs, tmp_path / "straight", steps=6, log_every=6),
-                           log=io.StringIO())
-    trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=3), log=io.StringIO())
-    log = io.StringIO()
-    resumed = trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=6, log_every=6), log=log)
-    assert "training from step 3 to 6" in log.getvalue()
-    assert resumed.keys() == straight.keys()
-    for name in straight:
-        assert resumed[name] == pytest.approx(straight[name], rel=1e-4, abs=1e-6), name
-
-
 def test_the_code_term_moves_the_encoder_alone_and_its_discriminator_learns_who_is_who(face_dirs, tmp_path):
     faces = {s: data.load_faces(face_dirs[s], tiny_view(), 0.2) for s in trainer.SIDES}
     plain = trainer.GanTrainer(tiny_config(face_dirs, tmp_path / "plain"))
@@ -141,30 +129,42 @@ OPTIONAL_NETWORKS = {
 }
 
 
-@pytest.mark.parametrize("network", sorted(OPTIONAL_NETWORKS))
-def test_a_run_with_an_optional_network_logs_it_and_resumes_as_if_uninterrupted(face_dirs, tmp_path, network):
-    settings, scalars, saved_parts, (named, flag) = OPTIONAL_NETWORKS[network]
-    loss = trainer.LossConfig(**settings)
+def test_a_run_with_the_optional_networks_logs_them_resumes_as_if_uninterrupted_and_only_with_them(
+        face_dirs, smoke_model, tmp_path):
+    import shutil
+
+    # Both networks on in one run (one trace each way instead of two): each logs its losses,
+    # is saved, and is restored so that a stopped run goes on as if it had not been stopped.
+    both = {k: v for settings, *_ in OPTIONAL_NETWORKS.values() for k, v in settings.items()}
+    loss = trainer.LossConfig(**both)
     log = io.StringIO()
     straight = trainer.run(tiny_config(face_dirs, tmp_path / "straight", steps=4, log_every=4, loss=loss),
                            log=log)
-    for name in scalars:
-        assert name.split("/")[1] + " " in log.getvalue()
     trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=2, loss=loss), log=io.StringIO())
     resumed = trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=4, log_every=4, loss=loss),
                           log=io.StringIO())
-    assert set(straight) >= scalars and resumed.keys() == straight.keys()
+    saved = {line.split("/")[0] for line in checkpoint_layout(str(tmp_path / "resumed" / "ckpt-4"))}
+    assert resumed.keys() == straight.keys()
     for name in straight:
         assert resumed[name] == pytest.approx(straight[name], rel=1e-4, abs=1e-6), name
-    saved = {line.split("/")[0] for line in checkpoint_layout(str(tmp_path / "resumed" / "ckpt-4"))}
-    assert saved_parts <= saved
-    # A run resumes with the network only as it started: one line either way, nothing trained.
-    with pytest.raises(UserError, match=f"trained with {named}; resume with {flag}"):
-        trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=5), log=io.StringIO())
-    trainer.run(tiny_config(face_dirs, tmp_path / "plain", steps=1), log=io.StringIO())
-    with pytest.raises(UserError, match=f"trained without {named}; resume without {flag}"):
-        trainer.run(tiny_config(face_dirs, tmp_path / "plain", steps=2, loss=loss), log=io.StringIO())
+    # A run resumes with each network only as it started: one line either way, nothing trained.
+    # A plain run's checkpoint: a copy of the shared smoke model (tiny_config, 6 steps).
+    plain = tmp_path / "plain"
+    shutil.copytree(smoke_model, plain)
+    for network, (settings, scalars, saved_parts, (named, flag)) in OPTIONAL_NETWORKS.items():
+        assert set(straight) >= scalars, network
+        for name in scalars:
+            assert name.split("/")[1] + " " in log.getvalue(), name
+        assert saved_parts <= saved, network
+        other = {k: v for n, (s, *_) in OPTIONAL_NETWORKS.items() if n != network for k, v in s.items()}
+        with pytest.raises(UserError, match=f"trained with {named}; resume with {flag}"):
+            trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=5, loss=trainer.LossConfig(**other)),
+                        log=io.StringIO())
+        with pytest.raises(UserError, match=f"trained without {named}; resume without {flag}"):
+            trainer.run(tiny_config(face_dirs, plain, steps=7, loss=trainer.LossConfig(**settings)),
+                        log=io.StringIO())
     assert sorted(glob.glob(str(tmp_path / "resumed" / "ckpt-*.index")))[-1].endswith("ckpt-4.index")
+    assert sorted(glob.glob(str(plain / "ckpt-*.index")))[-1].endswith("ckpt-6.index")
 
 
 def test_expression_labels_follow_the_landmarks_a_swap_is_measured_from_each_neutral_and_a_mirror_turns_the_yaw(
@@ -276,15 +276,19 @@ def test_learning_rate_decay_shapes():
     assert timed.progress(900, 90.0) == pytest.approx(0.9)
 
 
-def test_a_decayed_run_follows_its_steps_and_resumes_as_if_uninterrupted(face_dirs, tmp_path):
+def test_a_run_resumes_as_if_uninterrupted_and_a_decayed_rate_follows_its_steps(face_dirs, tmp_path):
     decay = dict(lr_decay="linear", lr_decay_start=0.5, log_every=6)
     straight = trainer.run(tiny_config(face_dirs, tmp_path / "straight", steps=6, **decay), log=io.StringIO())
     constant = trainer.run(tiny_config(face_dirs, tmp_path / "constant", steps=6, log_every=6),
                            log=io.StringIO())
     assert any(abs(straight[k] - constant[k]) > 1e-3 * abs(constant[k]) for k in straight)
-    # Steps 1-3 are before the decay starts; stopped there, then resumed to the end.
+    # Steps 1-3 are before the decay starts; stopped there, then resumed to the end: the same
+    # next steps (weights, optimizer slots, the data streams' place, the rate) as the run above.
     trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=3), log=io.StringIO())
-    resumed = trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=6, **decay), log=io.StringIO())
+    log = io.StringIO()
+    resumed = trainer.run(tiny_config(face_dirs, tmp_path / "resumed", steps=6, **decay), log=log)
+    assert "training from step 3 to 6" in log.getvalue()
+    assert resumed.keys() == straight.keys()
     for name in straight:
         assert resumed[name] == pytest.approx(straight[name], rel=1e-4, abs=1e-6), name
 
@@ -399,7 +403,8 @@ def test_the_smoke_flagfile_trains_saves_and_resumes(face_dirs, tmp_path):
         assert 5.0 < evals["reconstruction/psnr_a"][step] < 40.0
         assert -1.0 <= evals["reconstruction/ssim_b"][step] <= 1.0
     assert "eval at step 6 (held-out faces): swaps nearer the target A->B" in first.stderr
-    second = run_module("faceswap_tf.train", *common, "--steps=9")
+    # The resume without the held-out evaluation (its galleries are most of a smoke run's time).
+    second = run_module("faceswap_tf.train", *common, "--steps=9", "--eval_every=0")
     assert second.returncode == 0, second.stderr[-2000:]
     assert "training from step 6 to 9" in second.stderr
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-9")
