@@ -263,8 +263,9 @@ def test_mouth_matching_draws_real_and_swapped_faces_with_alike_mouths():
 
 
 def test_a_self_blended_face_differs_from_the_real_one_only_where_its_mask_says(detect_data):
-    """Self-blended fakes: a real crop's altered copy pasted into it. Outside the mask every
-    pixel is the real face's; inside, the face changed; the mask lies on the face, not the frame."""
+    """Self-blended fakes: a real crop's altered copy pasted into it (or, cross-blended, another
+    real crop's face). Outside the mask every pixel is the real face's; inside, the face changed;
+    the mask lies on the face, not the frame."""
     import tensorflow as tf
 
     from faceswap_tf.detect import manifest, samples
@@ -298,6 +299,26 @@ def test_a_self_blended_face_differs_from_the_real_one_only_where_its_mask_says(
     fakes = batch[1].numpy() == 1
     assert 4 <= fakes.sum() <= 28
     assert all(0 < m.mean() < 0.9 for m in batch[2].numpy()[fakes])  # none is a swapped face's mask
+    # Cross-blends: another person's real crop pasted in, its colour matched to the face's (here
+    # a darkened one, which pasted as it is would stand out), the change where the mask says.
+    others = [s for s in samples.samples_of(folder, found) if s.label == 0 and s.crf is None
+              and s.people != reals[0].people][:len(images)]
+    for image, other in zip(images, samples.load(others, framing)[0], strict=True):
+        donor = (other * 0.4).astype(np.uint8)
+        face, hull = tf.constant(image), tf.constant(template)
+        matched = samples._colour_matched(tf.constant(donor / 255.0, tf.float32), tf.constant(image / 255.0,
+                                          tf.float32), hull).numpy() * 255.0
+        blended, label, mask = samples.self_blended(face, hull, tf.constant(donor))
+        blended, mask = blended.numpy().astype(float), mask.numpy()[..., 0]
+        inside = mask >= 0.5 * mask.max()
+        assert float(label) == 1.0 and np.abs(blended - image)[mask == 0].max() == 0
+        change, wanted = (blended - image)[inside].ravel(), (matched - image)[inside].ravel()
+        assert np.corrcoef(change, wanted)[0, 1] > 0.5, np.corrcoef(change, wanted)[0, 1]
+        assert abs((blended - image)[inside].mean()) < 0.5 * abs((donor - image.astype(float))[inside].mean())
+    batch = next(iter(samples.dataset(both, labels, masks, 32, samples.AugmentConfig(), 0, 0, template=template,
+                                      cross_blend=1.0)))
+    fakes = batch[1].numpy() == 1
+    assert 4 <= fakes.sum() <= 28 and all(0 < m.mean() < 0.9 for m in batch[2].numpy()[fakes])
 
 
 def test_a_reblended_fake_is_its_swap_on_one_side_of_a_line_and_its_real_crop_on_the_other(detect_data):

@@ -46,6 +46,10 @@ _REBLEND = flags.DEFINE_float(
     "reblend", 0.0, "Share of the (other) swapped faces in each batch pasted back into their real crop through "
     "the part of their mask on one side of a random line across the face, so that some fakes keep the real "
     "mouth or eyes (samples.reblended).")
+_CROSS_BLEND = flags.DEFINE_float(
+    "cross_blend", 0.0, "Share of the swapped faces in each batch made by blending another real face (another "
+    "frame, usually another person), its colour matched, into a real one inside a deformed, feathered face "
+    "hull: a swap without a generator, whose inner face is a real person's (samples.self_blended).")
 _MATCH_MOUTHS = flags.DEFINE_boolean(
     "match_mouths", False, "Draw training faces so that the real and the swapped ones show the same "
     "distribution of mouth openings (each crop's own landmarks), so a closed mouth does not mean a swap; "
@@ -71,7 +75,7 @@ def config_from_flags() -> trainer.DetectConfig:
                                       colour=_COLOUR.value),
         validation=_VALIDATION.value, steps=_STEPS.value, batch_size=_BATCH_SIZE.value,
         learning_rate=_LEARNING_RATE.value, mask_weight=_MASK_WEIGHT.value, self_blend=_SELF_BLEND.value,
-        reblend=_REBLEND.value, match_mouths=_MATCH_MOUTHS.value,
+        reblend=_REBLEND.value, cross_blend=_CROSS_BLEND.value, match_mouths=_MATCH_MOUTHS.value,
         save_every=_SAVE_EVERY.value, log_every=_LOG_EVERY.value, eval_every=_EVAL_EVERY.value,
         seed=_SEED.value,
         track_frames=_TRACK_FRAMES.value, max_false_positive=_MAX_FALSE_POSITIVE.value,

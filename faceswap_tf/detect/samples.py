@@ -21,7 +21,9 @@ copy of the face (colour, sharpness, a small shift and scale) pasted back into i
 randomly deformed and feathered face-hull mask. They carry what any swap leaves (a blend
 boundary, a face whose colour, sharpness or position disagrees with the head around it) and
 nothing of one generator's texture or of who the person is, since the same person's real
-face is the other label; and every real face of the training set gives one.
+face is the other label; and every real face of the training set gives one. Cross-blended faces
+(`self_blended` with a donor) paste another real training face instead, its colour matched:
+swaps made without a generator whose inner face is a real person's (Face X-ray's blended images).
 
 Re-blended fakes (`reblended`) are the dataset's own swaps pasted back into their real crop
 through a part of their mask only: the swap's side of a random feathered line across the face
@@ -244,17 +246,22 @@ def _gaussian(image, sigma, radius: int):
     return tf.nn.depthwise_conv2d(out, cols, [1, 1, 1, 1], "VALID")[0]
 
 
-def self_blended(image, template):
+def self_blended(image, template, donor=None):
     """A real face (uint8 [R, R, 3]) -> (uint8 swapped-like face, label 1, float mask [R, R, 1]):
     an altered copy of the face blended back into it (module docstring). `template` is
-    `template_mask`'s [R, R] hull."""
+    `template_mask`'s [R, R] hull. With `donor` (another real crop, uint8 [R, R, 3]: another
+    frame, usually another person), the pasted face is the donor's, its colour matched to the
+    face's over the hull, then altered alike: a cross-blend (Li et al., "Face X-ray", CVPR 2020),
+    a swap made without a generator."""
     pixels = int(image.shape[0])
     side = float(pixels)
     uniform = tf.random.uniform
     face = tf.image.convert_image_dtype(image, tf.float32)
+    pasted = face if donor is None else _colour_matched(tf.image.convert_image_dtype(donor, tf.float32), face,
+                                                        template)
 
     # The pasted face: its colour, its sharpness and its place each a little off, as a swap's.
-    source = face * uniform([1, 1, 3], 0.94, 1.06) + uniform([1, 1, 3], -0.03, 0.03)
+    source = pasted * uniform([1, 1, 3], 0.94, 1.06) + uniform([1, 1, 3], -0.03, 0.03)
     source = tf.image.adjust_contrast(source, uniform([], 0.85, 1.15))
     kind = uniform([], 0, 4, tf.int32)
     sharpness = uniform([], 0.004, 0.012) * side
@@ -280,6 +287,21 @@ def self_blended(image, template):
     mask = tf.clip_by_value(mask * opacity, 0.0, 1.0)
     blended = tf.clip_by_value(source * mask + face * (1.0 - mask), 0.0, 1.0)
     return tf.image.convert_image_dtype(blended, tf.uint8, saturate=True), tf.constant(1.0), mask
+
+
+def _colour_matched(donor, face, template):
+    """The donor's channels moved to the face's mean and spread over the hull (Reinhard's
+    transfer, in RGB: the faces are aligned, so the hull covers the same part of both)."""
+    weight = template[..., None]
+    total = tf.reduce_sum(weight)
+
+    def stats(x):
+        mean = tf.reduce_sum(x * weight, axis=[0, 1]) / total
+        spread = tf.sqrt(tf.reduce_sum(tf.square(x - mean) * weight, axis=[0, 1]) / total + 1e-6)
+        return mean, spread
+
+    (donor_mean, donor_spread), (face_mean, face_spread) = stats(donor), stats(face)
+    return tf.clip_by_value((donor - donor_mean) * face_spread / donor_spread + face_mean, 0.0, 1.0)
 
 
 def reblended(fake, real, mask):
@@ -328,12 +350,14 @@ def label_mouth_correlation(mouths, labels, weights=None) -> float:
 
 
 def dataset(images, labels, masks, batch_size: int, config: AugmentConfig, seed: int, start: int,
-            self_blend: float = 0.0, template=None, reblend: float = 0.0, pairs=None, weights=None):
+            self_blend: float = 0.0, template=None, reblend: float = 0.0, pairs=None, weights=None,
+            cross_blend: float = 0.0):
     """Endless shuffled, augmented, balanced batches: half real, half swapped faces, of which
-    `self_blend` are real faces self-blended (`self_blended`, with `template_mask`'s hull), and
-    `reblend` of the rest re-blended with their real crop (`reblended`; `pairs` [N] gives each
-    swapped face's real crop as an index into `images`, -1 where there is none). With `weights`
-    [N] (`mouth_matching`), each label's faces are drawn in proportion to them."""
+    `self_blend` are real faces self-blended and `cross_blend` real faces with another real
+    face blended in (`self_blended`, with `template_mask`'s hull), and `reblend` of the rest
+    re-blended with their real crop (`reblended`; `pairs` [N] gives each swapped face's real
+    crop as an index into `images`, -1 where there is none). With `weights` [N]
+    (`mouth_matching`), each label's faces are drawn in proportion to them."""
     streams = []
     for label in (0.0, 1.0):
         pick = labels == label
@@ -353,13 +377,23 @@ def dataset(images, labels, masks, batch_size: int, config: AugmentConfig, seed:
                 num_parallel_calls=tf.data.AUTOTUNE)
         streams.append(part)
     weights = None
-    if self_blend:
+    if self_blend or cross_blend:
         reals = images[labels == 0]
         hull = tf.constant(template, tf.float32)
-        blends = tf.data.Dataset.from_tensor_slices(reals).shuffle(len(reals), seed=seed + start + 1,
-                                                                   reshuffle_each_iteration=True).repeat()
-        streams.append(blends.map(lambda x: self_blended(x, hull), num_parallel_calls=tf.data.AUTOTUNE))
-        weights = [0.5, 0.5 * (1.0 - self_blend), 0.5 * self_blend]
+
+        def shuffled(offset):
+            return tf.data.Dataset.from_tensor_slices(reals).shuffle(
+                len(reals), seed=seed + start + offset, reshuffle_each_iteration=True).repeat()
+
+        weights = [0.5, 0.5 * (1.0 - self_blend - cross_blend)]
+        if self_blend:
+            streams.append(shuffled(1).map(lambda x: self_blended(x, hull),
+                                           num_parallel_calls=tf.data.AUTOTUNE))
+            weights.append(0.5 * self_blend)
+        if cross_blend:
+            streams.append(tf.data.Dataset.zip(shuffled(2), shuffled(3)).map(
+                lambda x, donor: self_blended(x, hull, donor), num_parallel_calls=tf.data.AUTOTUNE))
+            weights.append(0.5 * cross_blend)
     mixed = tf.data.Dataset.sample_from_datasets(streams, weights, seed=seed + start)
     mixed = mixed.map(lambda x, y, m: _augmented(x, y, m, config), num_parallel_calls=tf.data.AUTOTUNE)
     return mixed.batch(batch_size, drop_remainder=True).prefetch(2)

@@ -48,6 +48,7 @@ class DetectConfig:
     mask_weight: float = 1.0  # 0 turns the mask head's loss off
     self_blend: float = 0.0  # share of the swapped half of each batch made by self-blending real faces
     reblend: float = 0.0  # share of the other fakes pasted into their real crop through part of the mask
+    cross_blend: float = 0.0  # share of the swapped half made by blending another real face into a real one
     match_mouths: bool = False  # draw faces so that real and swapped ones show alike mouths (samples)
     save_every: int = 250
     log_every: int = 50
@@ -68,9 +69,12 @@ class DetectConfig:
             raise UserError(f"--eval_every={self.eval_every}: must be 0 (only at the end) or more")
         if not 0 < self.validation < 1:
             raise UserError(f"--validation={self.validation}: must be in (0, 1)")
-        for name in ("self_blend", "reblend"):
+        for name in ("self_blend", "reblend", "cross_blend"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UserError(f"--{name}={getattr(self, name)}: must be in [0, 1]")
+        if self.self_blend + self.cross_blend > 1:
+            raise UserError(f"--self_blend={self.self_blend} and --cross_blend={self.cross_blend}: their sum "
+                            "is the share of the swapped half they make, at most 1")
         if not 0 <= self.max_false_positive < 1:
             raise UserError(f"--max_false_positive={self.max_false_positive}: must be in [0, 1)")
 
@@ -274,8 +278,9 @@ def _train(trainer: DetectorTrainer, loaded: dict, start: int, log) -> None:
                      "(--match_mouths)" if weights is not None else "") + "\n")
     stream = iter(samples_lib.dataset(train.images, train.labels, train.masks, config.batch_size,
                                       config.augment, config.seed, start, config.self_blend,
-                                      samples_lib.template_mask(trainer.record.framing) if config.self_blend
-                                      else None, config.reblend, pairs, weights))
+                                      samples_lib.template_mask(trainer.record.framing)
+                                      if config.self_blend or config.cross_blend else None,
+                                      config.reblend, pairs, weights, config.cross_blend))
     writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
     evaluation = tf.summary.create_file_writer(os.path.join(config.model_dir, "eval"))
     step, images, window = start, 0, time.perf_counter()
