@@ -568,6 +568,10 @@ def test_bad_detector_settings_are_one_clear_error(detect_data, detector, smoke_
         trainer.run(trainer.DetectConfig(folder, str(tmp_path / "m"), ("identity_a", "extra_man_glasses",
                                                                         "extra_man_hoodie", "identity_b")),
                     log=io.StringIO())
+    with pytest.raises(UserError, match="--self_blend=0.6 and --cross_blend=0.5: their sum"):
+        trainer.DetectConfig(folder, str(tmp_path / "m"), TEST_PEOPLE, self_blend=0.6, cross_blend=0.5)
+    with pytest.raises(UserError, match="--cross_blend=1.5: must be in"):
+        trainer.DetectConfig(folder, str(tmp_path / "m"), TEST_PEOPLE, cross_blend=1.5)
     with pytest.raises(UserError, match="resolution is 32, but .* was trained with 64"):
         trainer.run(trainer.DetectConfig(folder, model_dir, TEST_PEOPLE, model=DetectorModelConfig(
             resolution=32, width=8, blocks=3)), log=io.StringIO())
