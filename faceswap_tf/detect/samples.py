@@ -291,7 +291,9 @@ def self_blended(image, template, donor=None):
 
 def _colour_matched(donor, face, template):
     """The donor's channels moved to the face's mean and spread over the hull (Reinhard's
-    transfer, in RGB: the faces are aligned, so the hull covers the same part of both)."""
+    transfer, in RGB: the faces are aligned, so the hull covers the same part of both). In
+    TensorFlow, since it runs inside the tf.data stream; the converter's numpy/OpenCV
+    `blend.colour_transfer` is the same idea in L*a*b* for frames."""
     weight = template[..., None]
     total = tf.reduce_sum(weight)
 
