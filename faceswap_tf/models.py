@@ -2,7 +2,10 @@
 
 One encoder is shared by both people; each person has a decoder giving RGB (tanh, in [-1, 1])
 and an alpha mask (sigmoid, in [0, 1]), and a PatchGAN discriminator. Shapes below are for
-the 64 px model with width 1.0; other resolutions add down- and upscaling blocks.
+the 64 px model with width 1.0; other resolutions add down- and upscaling blocks. With a core
+of half the resolution (`core_resolution`) the networks keep the layers of the half-size
+model: the face is folded into half the side at the input (every pixel kept, as channels)
+and the decoder's last layer draws each core pixel's 2x2 output pixels.
 """
 
 import dataclasses
@@ -11,6 +14,8 @@ import math
 import keras
 import tensorflow as tf
 from keras import layers
+
+from faceswap_tf.errors import UserError
 
 RESOLUTIONS = (64, 128, 256)
 
@@ -22,12 +27,29 @@ class ModelConfig:
     code_size: int = 1024  # dense bottleneck units
     self_attention: bool = True
     spectral_norm: bool = True  # in the discriminators
+    # The side the encoder's and decoder's inner layers work at; None: `resolution`. Half of it:
+    # the face comes in and goes out at `resolution`, folded into the core's side at the first
+    # layer (space to depth) and unfolded at the last (sub-pixel), as DeepFaceLab's "-d" models.
+    core_resolution: int | None = None
 
     def __post_init__(self):
         if self.resolution not in RESOLUTIONS:
             raise ValueError(f"resolution must be one of {RESOLUTIONS}, not {self.resolution}")
         if self.width <= 0:
             raise ValueError(f"width must be positive, not {self.width}")
+        if self.core_resolution not in (None, self.resolution, self.resolution // 2):
+            raise UserError(f"--core_resolution={self.core_resolution}: must be --resolution "
+                            f"({self.resolution}) or half of it")
+
+    @property
+    def core(self) -> int:
+        """The side of the network's inner layers."""
+        return self.core_resolution or self.resolution
+
+    @property
+    def fold(self) -> int:
+        """How many pixels a side of the core's one pixel stands for at the input and output: 1 or 2."""
+        return self.resolution // self.core
 
     def filters(self, base: int) -> int:
         return max(8, int(round(base * self.width)))
@@ -47,6 +69,21 @@ class PixelShuffle(layers.Layer):
 
     def call(self, inputs):
         return tf.nn.depth_to_space(inputs, self.factor)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package="faceswap_tf")
+class SpaceToDepth(layers.Layer):
+    """The inverse of PixelShuffle: [H, W, C] -> [H / r, W / r, C * r^2], every pixel kept."""
+
+    def __init__(self, factor: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, inputs):
+        return tf.nn.space_to_depth(inputs, self.factor)
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor}
@@ -157,11 +194,17 @@ def _res_block(x, filters, name):
     return LeakyReLU(0.2, name=f"{name}_act2")(y)
 
 
+def _image_input(cfg: ModelConfig):
+    """The network's face input at the resolution, and that face as its first layer takes it:
+    folded into the core's side when the core is smaller (channels times fold^2)."""
+    image = keras.Input((cfg.resolution, cfg.resolution, 3), name="image")
+    return image, SpaceToDepth(cfg.fold, name="fold")(image) if cfg.fold > 1 else image
+
+
 def build_encoder(cfg: ModelConfig) -> keras.Model:
-    size = cfg.resolution
-    image = keras.Input((size, size, 3), name="image")  # (64, 64, 3) in [-1, 1]
-    x = layers.Conv2D(cfg.filters(64), 3, padding="same", name="stem")(image)  # (64, 64, 64)
-    downs = int(math.log2(size // 4))
+    image, x = _image_input(cfg)  # (64, 64, 3) in [-1, 1]
+    x = layers.Conv2D(cfg.filters(64), 3, padding="same", name="stem")(x)  # (64, 64, 64)
+    downs = int(math.log2(cfg.core // 4))
     for i in range(downs):  # 64 -> 32 -> 16 -> 8 -> 4, filters 128 .. 1024
         x = _conv_block(x, cfg.filters(min(1024, 128 * 2**i)), f"down{i}")
         if cfg.self_attention and x.shape[1] in (16, 8):
@@ -177,14 +220,20 @@ def build_encoder(cfg: ModelConfig) -> keras.Model:
 def build_decoder(cfg: ModelConfig, side: str) -> keras.Model:
     code = keras.Input(cfg.code_shape, name="code")  # (8, 8, 512)
     x = code
-    ups = int(math.log2(cfg.resolution // 8))
+    ups = int(math.log2(cfg.core // 8))
     for i in range(ups):  # 8 -> 16 -> 32 -> 64, filters 256, 128, 64
         x = _upscale(x, cfg.filters(max(64, 256 // 2**i)), f"up{i}")
         if cfg.self_attention and x.shape[1] in (16, 32):
             x = SelfAttention(name=f"attn_up{i}")(x)
     x = _res_block(x, x.shape[-1], "res")  # (64, 64, 64)
-    rgb = OutputConv2D(3, 5, padding="same", activation="tanh", dtype="float32", name="rgb")(x)
-    mask = OutputConv2D(1, 5, padding="same", activation="sigmoid", dtype="float32", name="mask")(x)
+    # With a core of half the resolution each core pixel draws fold x fold output pixels (the
+    # activations are elementwise, so they commute with the unfolding).
+    channels = cfg.fold**2
+    rgb = OutputConv2D(3 * channels, 5, padding="same", activation="tanh", dtype="float32", name="rgb")(x)
+    mask = OutputConv2D(channels, 5, padding="same", activation="sigmoid", dtype="float32", name="mask")(x)
+    if cfg.fold > 1:
+        rgb = PixelShuffle(cfg.fold, dtype="float32", name="rgb_unfold")(rgb)
+        mask = PixelShuffle(cfg.fold, dtype="float32", name="mask_unfold")(mask)
     return keras.Model(code, {"rgb": rgb, "mask": mask}, name=f"decoder_{side}")
 
 
@@ -208,10 +257,8 @@ def build_expression_regressor(cfg: ModelConfig, outputs: int = 4) -> keras.Mode
     each in units of its spread over the training faces), read from a face in the network's
     view. Trained on both people's real faces, it tells the step how far a swap's expression
     and pose are from the face it was made from, which no reconstruction loss sees."""
-    size = cfg.resolution
-    image = keras.Input((size, size, 3), name="image")
-    x = image
-    for i in range(int(math.log2(size // 4))):  # 64 -> 32 -> 16 -> 8 -> 4, filters 64 .. 512 times the width
+    image, x = _image_input(cfg)
+    for i in range(int(math.log2(cfg.core // 4))):  # 64 -> 32 -> 16 -> 8 -> 4, filters 64 .. 512 x width
         x = layers.Conv2D(cfg.filters(min(512, 64 * 2**i)), 4, strides=2, padding="same", name=f"e{i}")(x)
         x = LeakyReLU(0.2, name=f"e{i}_act")(x)
     x = layers.Flatten(name="e_flatten")(x)
@@ -222,15 +269,13 @@ def build_expression_regressor(cfg: ModelConfig, outputs: int = 4) -> keras.Mode
 
 def build_discriminator(cfg: ModelConfig, side: str) -> keras.Model:
     """PatchGAN on the face alone: one logit per patch of an (8, 8) grid at 64 px."""
-    size = cfg.resolution
 
     def conv(filters, kernel, strides, name):
         layer = layers.Conv2D(filters, kernel, strides=strides, padding="same", name=name)
         return layers.SpectralNormalization(layer, name=f"{name}_sn") if cfg.spectral_norm else layer
 
-    image = keras.Input((size, size, 3), name="image")  # (64, 64, 3)
-    x = image
-    for i in range(int(math.log2(size // 8))):  # 64 -> 32 -> 16 -> 8, filters 64, 128, 256
+    image, x = _image_input(cfg)  # (64, 64, 3)
+    for i in range(int(math.log2(cfg.core // 8))):  # 64 -> 32 -> 16 -> 8, filters 64, 128, 256
         x = conv(cfg.filters(min(512, 64 * 2**i)), 4, 2, f"down{i}")(x)
         x = LeakyReLU(0.2, name=f"down{i}_act")(x)
     if cfg.self_attention:

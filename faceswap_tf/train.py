@@ -26,6 +26,11 @@ _MAX_MINUTES = flags.DEFINE_float(
     "(held-out evaluation not counted): to compare recipes at equal time, or to fit a budget.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Faces per person per step, split across replicas.")
 _RESOLUTION = flags.DEFINE_enum("resolution", "64", [str(r) for r in models.RESOLUTIONS], "Model size in px.")
+_CORE_RESOLUTION = flags.DEFINE_enum(
+    "core_resolution", None, [str(r) for r in (32,) + models.RESOLUTIONS],
+    "Side of the network's inner layers (default: --resolution). Half of --resolution: the face goes in "
+    "and comes out at --resolution, folded into half the side by the first layer and drawn at full size "
+    "by the last (DeepFaceLab's -d), at about the cost of the half-size network.")
 _WIDTH = flags.DEFINE_float("width", 1.0, "Multiplier of every layer's filters.")
 _CODE_SIZE = flags.DEFINE_integer("code_size", 1024, "Units of the encoder's dense bottleneck.")
 _SELF_ATTENTION = flags.DEFINE_boolean("self_attention", True, "SAGAN self-attention blocks.")
@@ -113,6 +118,7 @@ def config_from_flags() -> trainer.TrainConfig:
         ),
         model=models.ModelConfig(
             resolution=resolution, width=_WIDTH.value, code_size=_CODE_SIZE.value,
+            core_resolution=int(_CORE_RESOLUTION.value) if _CORE_RESOLUTION.value else None,
             self_attention=_SELF_ATTENTION.value, spectral_norm=_SPECTRAL_NORM.value,
         ),
         loss=trainer.LossConfig(

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from faceswap_tf import models
+from faceswap_tf.errors import UserError
 
 TINY = dict(width=0.125, code_size=64)
 # The faceswap-GAN 64 px encoder without attention: stem 1,792; conv blocks 73,856 + 295,168
@@ -11,9 +12,9 @@ TINY = dict(width=0.125, code_size=64)
 ENCODER_64_PARAMS = 58_718_848
 
 
-@pytest.mark.parametrize("resolution", [64, 128])
-def test_shapes_dtypes_and_value_ranges(resolution):
-    cfg = models.ModelConfig(resolution=resolution, **TINY)
+@pytest.mark.parametrize("resolution, core", [(64, None), (128, None), (128, 64), (64, 32)])
+def test_shapes_dtypes_and_value_ranges(resolution, core):
+    cfg = models.ModelConfig(resolution=resolution, core_resolution=core, **TINY)
     encoder = models.build_encoder(cfg)
     decoder = models.build_decoder(cfg, "a")
     discriminator = models.build_discriminator(cfg, "a")
@@ -74,6 +75,38 @@ def test_self_attention_starts_as_the_identity():
 def test_a_bad_resolution_is_refused():
     with pytest.raises(ValueError, match="resolution"):
         models.ModelConfig(resolution=96)
+    for core in (32, 256, 96):  # a core of a quarter, of more than the resolution, of another size
+        with pytest.raises(UserError, match="--core_resolution"):
+            models.ModelConfig(resolution=128, core_resolution=core)
+
+
+def test_a_half_size_core_draws_the_full_size_face_at_the_half_size_networks_cost():
+    """--core_resolution: the 64 px network's layers, taking and drawing 128 px faces. Every
+    input pixel reaches the encoder (folded, not resized), each output pixel has weights of its
+    own (not a 64 px face scaled up), and the encoder and decoder hold within 1% of the 64 px
+    ones' weights (the first and last layers' extra channels; the discriminator, which folds
+    its input as the encoder does, 3%), where the 128 px network's hold more."""
+    demo = dict(width=0.5, code_size=512, self_attention=False)  # flags/demo.flags' networks
+    small, folded, large = (models.ModelConfig(resolution=r, core_resolution=c, **demo)
+                            for r, c in ((64, None), (128, 64), (128, None)))
+    for build, within in ((models.build_encoder, 1.01), (lambda cfg: models.build_decoder(cfg, "a"), 1.01),
+                          (lambda cfg: models.build_discriminator(cfg, "a"), 1.03)):
+        ours, theirs, bigger = (build(cfg).count_params() for cfg in (folded, small, large))
+        assert theirs < ours <= within * theirs and bigger > within * theirs
+    folded = models.ModelConfig(resolution=128, core_resolution=64, **TINY)
+    encoder, decoder = models.build_encoder(folded), models.build_decoder(folded, "a")
+    face = tf.random.uniform((1, 128, 128, 3), -0.5, 0.5, seed=4)
+    # A checkerboard at the pixel's scale averages to nothing over each 2x2 block, so a 64 px
+    # view of the face would not change at all; the code does, about as much as for noise.
+    checker = 0.25 * (-1.0) ** np.add.outer(np.arange(128), np.arange(128))[None, :, :, None]
+    noise = tf.random.uniform((1, 128, 128, 3), -0.25, 0.25, seed=6)
+    code = encoder(face).numpy()
+    moved = {name: np.abs(encoder(face + change).numpy() - code).mean()
+             for name, change in (("checker", checker.astype(np.float32)), ("noise", noise))}
+    assert moved["checker"] > 0.2 * moved["noise"] > 0
+    rgb = decoder(tf.random.normal((1, *folded.code_shape), seed=5))["rgb"].numpy()[0]
+    blocks = rgb.reshape(64, 2, 64, 2, 3)
+    assert blocks.std(axis=(1, 3)).mean() > 1e-3  # the four pixels of a 2x2 block differ
 
 
 def test_leaky_relu_matches_keras_in_value_and_gradient():

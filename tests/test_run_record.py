@@ -46,6 +46,7 @@ def test_training_records_the_run_and_its_held_out_frames(smoke_model, face_dirs
 
 @pytest.mark.parametrize("change, setting", [
     ({"model": models.ModelConfig(resolution=128, width=0.125, code_size=64)}, "resolution is 128"),
+    ({"model": models.ModelConfig(core_resolution=32, width=0.125, code_size=64)}, "core_resolution is 32"),
     ({"holdout": 0.3}, "holdout is 0.3"),
     ({"coverage": 0.7}, "coverage is 0.7"),
 ])
