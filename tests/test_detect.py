@@ -2,6 +2,7 @@
 trained on some identities and measured on others, its export, and the scoring tool."""
 
 import base64
+import dataclasses
 import io
 import json
 import os
@@ -319,6 +320,71 @@ def test_a_self_blended_face_differs_from_the_real_one_only_where_its_mask_says(
                                       cross_blend=1.0)))
     fakes = batch[1].numpy() == 1
     assert 4 <= fakes.sum() <= 28 and all(0 < m.mean() < 0.9 for m in batch[2].numpy()[fakes])
+
+
+def test_the_identity_adversary_learns_who_and_the_features_are_trained_against_it(detect_data, tmp_path):
+    """--identity_adversary: each training face carries the index of the person whose frame it is
+    cut from (self-blended fakes their real face's); a head learns that person from the detached
+    features, and the features are trained to leave it guessing. Left alone, the features tell
+    the two training people apart (the head's loss falls far under log 2, a coin's); trained
+    against it, they do not; the run records the people and resumes."""
+    from faceswap_tf.detect import manifest, samples, trainer
+    from faceswap_tf.detect.model import DetectorModelConfig
+    from faceswap_tf.errors import UserError
+
+    folder, _, _ = detect_data
+    found = manifest.read(folder)
+    train = samples.split(samples.samples_of(folder, found), frozenset(TEST_PEOPLE), 0.25).train
+    ids, names = samples.identity_indices(train)
+    assert names == ["extra_man_glasses", "identity_a"]
+    assert [names[i] for i in ids] == [s.source for s in train]
+    with pytest.raises(UserError, match="its frame's person is not known"):
+        samples.identity_indices(train[:3] + [dataclasses.replace(train[3], source=None)])
+    framing = next(iter(found.jobs.values())).framing.with_view(1.0, 32)
+    images, labels, masks = samples.load(train, framing)
+    # The stream: each face with its own person's index, blended or not (no augmentation, so a
+    # face is its crop, or, self-blended, its crop outside the blend mask).
+    still = samples.AugmentConfig(jpeg=0, blur=0, resize=0, colour=0, flip=0)
+    template = samples.template_mask(framing)
+    batch = next(iter(samples.dataset(images, labels, masks, 32, still, 0, 0, 0.5, template, identities=ids)))
+    assert len(batch) == 4
+    for image, label, mask, who in zip(*(t.numpy() for t in batch), strict=True):
+        image = np.round(image * 255.0)  # the stream's faces are float in [0, 1]
+        outside = mask[..., 0] == 0 if label else np.ones(image.shape[:2], bool)
+        nearest = np.argmin([np.abs(image[outside] - other[outside]).sum() for other in images])
+        assert np.abs(image[outside] - images[nearest][outside]).max() <= 1
+        assert who == ids[nearest], (names[who], names[ids[nearest]])
+
+    def head_loss(weight):
+        config = trainer.DetectConfig(folder, str(tmp_path / f"w{weight}"), TEST_PEOPLE, batch_size=16,
+                                      model=DetectorModelConfig(resolution=32, width=8, blocks=2),
+                                      identity_adversary=weight)
+        record = trainer.DetectorRecord(config.model, framing, TEST_PEOPLE, 0.25, folder,
+                                        identity_adversary=tuple(names))
+        detector = trainer.DetectorTrainer(config, record)
+        stream = iter(samples.dataset(images, labels, masks, 16, samples.AugmentConfig(), 0, 0, identities=ids))
+        losses = [detector.train_step(*next(stream))[0] for _ in range(150)]
+        return np.mean([float(v["loss/identity_head"]) for v in losses[-30:]])
+
+    left_alone, trained_against = head_loss(0.0), head_loss(3.0)
+    print(f"identity head's loss, last 30 of 150 steps: {left_alone:.3f} left alone, {trained_against:.3f} "
+          f"trained against (log 2 = {np.log(2):.3f})")
+    assert left_alone < 0.35 * np.log(2), left_alone
+    assert trained_against > 0.7 * np.log(2), trained_against
+    # Through run(): the record names the people, the head is in the checkpoint, a resume goes on.
+    small = dict(model=DetectorModelConfig(resolution=32, width=4, blocks=2), batch_size=8, save_every=2,
+                 log_every=1, eval_every=0, identity_adversary=1.0)
+    trainer.run(trainer.DetectConfig(folder, str(tmp_path / "run"), TEST_PEOPLE, steps=2, **small),
+                log=io.StringIO())
+    assert trainer.read_record(str(tmp_path / "run"))["identity_adversary"] == names
+    log = io.StringIO()
+    trainer.run(trainer.DetectConfig(folder, str(tmp_path / "run"), TEST_PEOPLE, steps=3, **small), log=log)
+    assert "from step 2 to 3" in log.getvalue()
+    with pytest.raises(UserError, match="identity_adversary"):
+        trainer.run(trainer.DetectConfig(folder, str(tmp_path / "run"), TEST_PEOPLE, steps=4,
+                                         **{**small, "identity_adversary": 0.0}), log=io.StringIO())
+    with pytest.raises(UserError, match="--identity_adversary=-1.0: must be 0"):
+        trainer.DetectConfig(folder, str(tmp_path / "m"), TEST_PEOPLE, identity_adversary=-1.0)
 
 
 def test_a_reblended_fake_is_its_swap_on_one_side_of_a_line_and_its_real_crop_on_the_other(detect_data):

@@ -54,6 +54,10 @@ _MATCH_MOUTHS = flags.DEFINE_boolean(
     "match_mouths", False, "Draw training faces so that the real and the swapped ones show the same "
     "distribution of mouth openings (each crop's own landmarks), so a closed mouth does not mean a swap; "
     "needs a dataset built with the swapped faces' landmarks (samples.mouth_matching).")
+_IDENTITY_ADVERSARY = flags.DEFINE_float(
+    "identity_adversary", 0.0, "Weight of a loss that trains the detector's features not to tell the training "
+    "people apart (a head learns who each frame shows; the features are pushed to leave it guessing), so "
+    "that a stranger's real faces are not scored by whom he resembles; 0 turns it off.")
 _SAVE_EVERY = flags.DEFINE_integer("save_every", 250, "Checkpoint every N steps.")
 _LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Log and write TensorBoard scalars every N steps.")
 _EVAL_EVERY = flags.DEFINE_integer("eval_every", 250, "Validation AUC, ROC and worst faces every N steps.")
@@ -76,6 +80,7 @@ def config_from_flags() -> trainer.DetectConfig:
         validation=_VALIDATION.value, steps=_STEPS.value, batch_size=_BATCH_SIZE.value,
         learning_rate=_LEARNING_RATE.value, mask_weight=_MASK_WEIGHT.value, self_blend=_SELF_BLEND.value,
         reblend=_REBLEND.value, cross_blend=_CROSS_BLEND.value, match_mouths=_MATCH_MOUTHS.value,
+        identity_adversary=_IDENTITY_ADVERSARY.value,
         save_every=_SAVE_EVERY.value, log_every=_LOG_EVERY.value, eval_every=_EVAL_EVERY.value,
         seed=_SEED.value,
         track_frames=_TRACK_FRAMES.value, max_false_positive=_MAX_FALSE_POSITIVE.value,

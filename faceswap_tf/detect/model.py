@@ -45,7 +45,8 @@ def _block(x, filters: int, name: str):
 
 
 def build_detector(cfg: DetectorModelConfig) -> keras.Model:
-    """faces float32 [N, R, R, 3] in [0, 1] -> {"logit": [N, 1], "mask": [N, R/4, R/4, 1] logits}."""
+    """faces float32 [N, R, R, 3] in [0, 1] -> {"logit": [N, 1], "mask": [N, R/4, R/4, 1] logits,
+    "features": [N, F] the pooled features the logit is read from (for `build_identity_head`)}."""
     faces = keras.Input((cfg.resolution, cfg.resolution, 3), name="faces")  # (R, R, 3)
     x = layers.Rescaling(2.0, offset=-1.0, name="to_signed")(faces)
     outputs = {}
@@ -56,6 +57,17 @@ def build_detector(cfg: DetectorModelConfig) -> keras.Model:
             outputs["mask"] = layers.Conv2D(1, 1, dtype="float32", name="mask")(m)  # (R/4, R/4, 1)
     pooled = layers.Concatenate(name="pooled")([layers.GlobalAveragePooling2D(name="gap")(x),
                                                 layers.GlobalMaxPooling2D(name="gmp")(x)])
+    outputs["features"] = layers.Activation("linear", dtype="float32", name="features")(pooled)  # (F,)
     pooled = layers.Dropout(0.3, name="dropout")(pooled)
     outputs["logit"] = layers.Dense(1, dtype="float32", name="logit")(pooled)  # (1,)
     return keras.Model(faces, outputs, name="detector")
+
+
+def build_identity_head(features: int, people: int) -> keras.Model:
+    """The detector's pooled features [N, F] -> logits [N, people]: which training person's frame
+    a face was cut from. Trained beside the detector, whose features are in turn trained to leave
+    it guessing (trainer, `identity_adversary`), so that a stranger's real face is not scored by
+    how much he resembles someone the detector knows; never exported."""
+    inputs = keras.Input((features,), name="features")
+    x = layers.Dense(128, activation="relu", name="identity_hidden")(inputs)
+    return keras.Model(inputs, layers.Dense(people, dtype="float32", name="identity")(x), name="identity_head")

@@ -33,6 +33,11 @@ teaches a detector that a closed mouth means a swap, and a neutral real face is 
 a fake whose mouth is the real one breaks that shortcut, and the line it is cut along is one
 more blend boundary to find.
 
+Identity-blind features (`identity_indices`, the trainer's `identity_adversary`): a detector
+trained on a few people learns, beside what a swap does, who they are, and gives a stranger's
+real faces a score of his own; each face carries the index of the person whose frame it is cut
+from, so that the step can train its features not to tell the training people apart.
+
 Mouth-matched drawing (`mouth_matching`) attacks the same shortcut at its source, the data: each
 face is drawn with a weight that gives the real and the swapped faces of a batch the same
 distribution of mouth openings (as each crop shows it: the swap's own, fitted on the swapped
@@ -63,6 +68,7 @@ class Sample:
     crf: int | None  # None: not re-encoded
     pair: str | None = None  # a fake's real crop: the same face, frame and encoding
     mouth: float | None = None  # the mouth opening the crop shows (faces.expression); None: no landmarks
+    source: str | None = None  # the person whose frame the crop is cut from (real and swapped alike)
 
     @property
     def track(self) -> tuple:
@@ -83,7 +89,8 @@ def samples_of(folder: str, found: manifest_lib.Manifest) -> list[Sample]:
                 out.append(Sample(os.path.join(folder, paths[kind]), label,
                                   os.path.join(folder, face.mask) if label else None,
                                   people[label], face.job, face.frame, crf,
-                                  os.path.join(folder, paths["real"]) if label else None, mouths[label]))
+                                  os.path.join(folder, paths["real"]) if label else None, mouths[label],
+                                  job.source))
     return out
 
 
@@ -351,19 +358,32 @@ def label_mouth_correlation(mouths, labels, weights=None) -> float:
     return float(covariance[0, 1] / np.sqrt(covariance[0, 0] * covariance[1, 1]))
 
 
+def identity_indices(samples: list[Sample]) -> tuple[np.ndarray, list[str]]:
+    """Each sample's frame person as an index into the sorted names of those people: ([N] int32, names)."""
+    names = sorted({s.source for s in samples if s.source is not None})
+    where = {name: i for i, name in enumerate(names)}
+    missing = [s.path for s in samples if s.source not in where]
+    if missing:
+        raise UserError(f"{missing[0]}: its frame's person is not known")
+    return np.array([where[s.source] for s in samples], np.int32), names
+
+
 def dataset(images, labels, masks, batch_size: int, config: AugmentConfig, seed: int, start: int,
             self_blend: float = 0.0, template=None, reblend: float = 0.0, pairs=None, weights=None,
-            cross_blend: float = 0.0):
+            cross_blend: float = 0.0, identities=None):
     """Endless shuffled, augmented, balanced batches: half real, half swapped faces, of which
     `self_blend` are real faces self-blended and `cross_blend` real faces with another real
     face blended in (`self_blended`, with `template_mask`'s hull), and `reblend` of the rest
     re-blended with their real crop (`reblended`; `pairs` [N] gives each swapped face's real
     crop as an index into `images`, -1 where there is none). With `weights` [N]
-    (`mouth_matching`), each label's faces are drawn in proportion to them."""
+    (`mouth_matching`), each label's faces are drawn in proportion to them. With `identities`
+    [N] (`identity_indices`) each batch is (images, labels, masks, identities), a blended fake
+    carrying the index of the real face it was made on."""
+    ids = np.zeros([len(labels)], np.int32) if identities is None else np.asarray(identities, np.int32)
     streams = []
     for label in (0.0, 1.0):
         pick = labels == label
-        tensors = (images[pick], labels[pick], masks[pick])
+        tensors = (images[pick], labels[pick], masks[pick], ids[pick])
         if label and reblend:
             paired = np.asarray(pairs)[pick]
             reals = images[np.where(paired >= 0, paired, np.flatnonzero(pick))]
@@ -374,30 +394,33 @@ def dataset(images, labels, masks, batch_size: int, config: AugmentConfig, seed:
         else:
             part = _drawn(tensors, np.asarray(weights)[pick], seed + start + int(label))
         if label and reblend:
-            part = part.map(lambda x, y, m, r, ok: tf.cond(
-                ok & (tf.random.uniform([]) < reblend), lambda: reblended(x, r, m), lambda: (x, y, m)),
+            part = part.map(lambda x, y, m, i, r, ok: tf.cond(
+                ok & (tf.random.uniform([]) < reblend), lambda: (*reblended(x, r, m), i), lambda: (x, y, m, i)),
                 num_parallel_calls=tf.data.AUTOTUNE)
         streams.append(part)
     weights = None
     if self_blend or cross_blend:
-        reals = images[labels == 0]
+        reals = (images[labels == 0], ids[labels == 0])
         hull = tf.constant(template, tf.float32)
 
         def shuffled(offset):
             return tf.data.Dataset.from_tensor_slices(reals).shuffle(
-                len(reals), seed=seed + start + offset, reshuffle_each_iteration=True).repeat()
+                len(reals[0]), seed=seed + start + offset, reshuffle_each_iteration=True).repeat()
 
         weights = [0.5, 0.5 * (1.0 - self_blend - cross_blend)]
         if self_blend:
-            streams.append(shuffled(1).map(lambda x: self_blended(x, hull),
+            streams.append(shuffled(1).map(lambda x, i: (*self_blended(x, hull), i),
                                            num_parallel_calls=tf.data.AUTOTUNE))
             weights.append(0.5 * self_blend)
         if cross_blend:
             streams.append(tf.data.Dataset.zip(shuffled(2), shuffled(3)).map(
-                lambda x, donor: self_blended(x, hull, donor), num_parallel_calls=tf.data.AUTOTUNE))
+                lambda face, donor: (*self_blended(face[0], hull, donor[0]), face[1]),
+                num_parallel_calls=tf.data.AUTOTUNE))
             weights.append(0.5 * cross_blend)
     mixed = tf.data.Dataset.sample_from_datasets(streams, weights, seed=seed + start)
-    mixed = mixed.map(lambda x, y, m: _augmented(x, y, m, config), num_parallel_calls=tf.data.AUTOTUNE)
+    mixed = mixed.map(lambda x, y, m, i: (*_augmented(x, y, m, config), i), num_parallel_calls=tf.data.AUTOTUNE)
+    if identities is None:
+        mixed = mixed.map(lambda x, y, m, i: (x, y, m))
     return mixed.batch(batch_size, drop_remainder=True).prefetch(2)
 
 

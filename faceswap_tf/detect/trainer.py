@@ -6,7 +6,9 @@ settings, never saves NaN weights (`trainer.save_checkpoint`), saves and stops o
 SIGTERM. TensorBoard: `model_dir/train` (losses, images/s) and `model_dir/eval` (validation
 AUC, the ROC curve, the most confidently wrong faces). At the end the threshold is chosen on
 the validation faces (at most `max_false_positive` of their real faces flagged) and the test
-faces (people never seen in training) are measured: `model_dir/report.json`.
+faces (people never seen in training) are measured: `model_dir/report.json`. With
+`identity_adversary` the checkpoint also holds the identity head and its optimizer (the people
+it tells apart are part of the run's settings); the export leaves them out.
 """
 
 import dataclasses
@@ -24,7 +26,7 @@ from faceswap_tf import trainer as gan_trainer
 from faceswap_tf.detect import manifest as manifest_lib
 from faceswap_tf.detect import samples as samples_lib
 from faceswap_tf.detect import scores
-from faceswap_tf.detect.model import DetectorModelConfig, build_detector
+from faceswap_tf.detect.model import DetectorModelConfig, build_detector, build_identity_head
 from faceswap_tf.errors import UserError, brief
 from faceswap_tf.framing import Framing
 from faceswap_tf.progress import clock
@@ -50,6 +52,7 @@ class DetectConfig:
     reblend: float = 0.0  # share of the other fakes pasted into their real crop through part of the mask
     cross_blend: float = 0.0  # share of the swapped half made by blending another real face into a real one
     match_mouths: bool = False  # draw faces so that real and swapped ones show alike mouths (samples)
+    identity_adversary: float = 0.0  # weight of the features' loss for telling the training people apart
     save_every: int = 250
     log_every: int = 50
     eval_every: int = 250
@@ -75,6 +78,8 @@ class DetectConfig:
         if self.self_blend + self.cross_blend > 1:
             raise UserError(f"--self_blend={self.self_blend} and --cross_blend={self.cross_blend}: their sum "
                             "is the share of the swapped half they make, at most 1")
+        if self.identity_adversary < 0:
+            raise UserError(f"--identity_adversary={self.identity_adversary}: must be 0 (off) or more")
         if not 0 <= self.max_false_positive < 1:
             raise UserError(f"--max_false_positive={self.max_false_positive}: must be in [0, 1)")
 
@@ -89,11 +94,15 @@ class DetectorRecord:
     validation: float
     data_dir: str
     calibration_identities: tuple[str, ...] = ()
+    identity_adversary: tuple[str, ...] = ()  # the people its identity head tells apart, in its order; () off
 
     def settings(self) -> dict:
-        return {"model": dataclasses.asdict(self.model), "framing": self.framing.to_json(),
-                "test_identities": sorted(self.test_identities), "validation": self.validation,
-                "calibration_identities": sorted(self.calibration_identities)}
+        settings = {"model": dataclasses.asdict(self.model), "framing": self.framing.to_json(),
+                    "test_identities": sorted(self.test_identities), "validation": self.validation,
+                    "calibration_identities": sorted(self.calibration_identities)}
+        if self.identity_adversary:  # a checkpoint that holds an identity head
+            settings["identity_adversary"] = list(self.identity_adversary)
+        return settings
 
     def to_json(self) -> dict:
         return {"format": RECORD_FORMAT, **self.settings(), "data_dir": self.data_dir}
@@ -106,7 +115,8 @@ class DetectorRecord:
                        test_identities=tuple(document["test_identities"]),
                        validation=float(document["validation"]),
                        data_dir=str(document["data_dir"]),
-                       calibration_identities=tuple(document.get("calibration_identities", ())))
+                       calibration_identities=tuple(document.get("calibration_identities", ())),
+                       identity_adversary=tuple(document.get("identity_adversary", ())))
         except (KeyError, TypeError, ValueError) as error:
             raise UserError(f"{where}: malformed detector run record ({type(error).__name__}: {error})") \
                 from None
@@ -147,6 +157,13 @@ class DetectorTrainer:
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self._tracked = dict(detector=self.model, optimizer=self.optimizer, step=self.step,
                              run_settings=run_record.settings_variable(record))
+        self.identity_head = None
+        if record.identity_adversary:
+            features = self.model.get_layer("features").output.shape[-1]
+            self.identity_head = build_identity_head(features, len(record.identity_adversary))
+            self.identity_optimizer = gan_trainer.FusedAdam(config.learning_rate, name="identity_optimizer")
+            self.identity_optimizer.build(self.identity_head.trainable_variables)
+            self._tracked.update(identity_head=self.identity_head, identity_optimizer=self.identity_optimizer)
         self.checkpoint = tf.train.Checkpoint(**self._tracked)
         self.checkpoint_dir = config.model_dir
         self._manager = None
@@ -188,8 +205,14 @@ class DetectorTrainer:
         self._manager = None
         return int(self.step.numpy())
 
-    def _train_step(self, images, labels, masks):
-        with tf.GradientTape() as tape:
+    def _train_step(self, images, labels, masks, identities=None):
+        """One step; with an identity head (`identities` [N], indices into the record's
+        `identity_adversary`), the head learns from the detached features which training person
+        a face's frame shows, and the detector's features are pushed towards leaving it no
+        better than a uniform guess (the cross-entropy of its prediction against the uniform
+        distribution, less log K, which is 0 at uniform), weighted by `identity_adversary`: a
+        domain-adversarial objective with the people as domains (Ganin et al., JMLR 2016)."""
+        with tf.GradientTape(persistent=self.identity_head is not None) as tape:
             out = self.model(images, training=True)
             loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels[:, None], out["logit"]))
             values = {"loss/classifier": loss}
@@ -198,8 +221,22 @@ class DetectorTrainer:
                 mask_loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(target, out["mask"]))
                 values["loss/mask"] = mask_loss
                 loss += self.config.mask_weight * mask_loss
+            if self.identity_head is not None:
+                head_logits = self.identity_head(tf.stop_gradient(out["features"]), training=True)
+                head_loss = tf.reduce_mean(
+                    tf.nn.sparse_softmax_cross_entropy_with_logits(identities, head_logits))
+                log_p = tf.nn.log_softmax(self.identity_head(out["features"], training=True))
+                people = tf.cast(tf.shape(log_p)[-1], tf.float32)
+                blind = -tf.reduce_mean(tf.reduce_mean(log_p, axis=-1)) - tf.math.log(people)
+                values["loss/identity_head"] = head_loss
+                values["loss/identity_blind"] = blind
+                loss += self.config.identity_adversary * blind
         grads = tape.gradient(loss, self.model.trainable_variables)
         self.optimizer.apply(grads, self.model.trainable_variables)
+        if self.identity_head is not None:
+            head_grads = tape.gradient(head_loss, self.identity_head.trainable_variables)
+            self.identity_optimizer.apply(head_grads, self.identity_head.trainable_variables)
+            del tape
         self.step.assign_add(1)
         values["loss/total"] = loss
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in values.values()])
@@ -230,10 +267,17 @@ def run(config: DetectConfig, log=sys.stderr, replay_flags: str | None = None) -
         read_record(config.model_dir)  # a swapper's run (or anything else) is not written over
     found = manifest_lib.read(config.data_dir)
     framing = framing_of(found, config.model, manifest_lib.path_of(config.data_dir))
-    record = DetectorRecord(config.model, framing, tuple(sorted(config.test_identities)), config.validation,
-                            os.path.abspath(config.data_dir), tuple(sorted(config.calibration_identities)))
     parts = samples_lib.split(samples_lib.samples_of(config.data_dir, found), frozenset(config.test_identities),
                               config.validation, frozenset(config.calibration_identities))
+    people = ()
+    if config.identity_adversary:
+        people = tuple(samples_lib.identity_indices(parts.train)[1])
+        if len(people) < 2:
+            raise UserError(f"--identity_adversary={config.identity_adversary}: the training faces are of "
+                            f"{len(people)} person ({', '.join(people)}); it needs at least two to tell apart")
+    record = DetectorRecord(config.model, framing, tuple(sorted(config.test_identities)), config.validation,
+                            os.path.abspath(config.data_dir), tuple(sorted(config.calibration_identities)),
+                            people)
     if config.match_mouths and any(sample.mouth is None for sample in parts.train):
         raise UserError(f"--match_mouths: {manifest_lib.path_of(config.data_dir)} lacks the landmarks of some "
                         "faces (the swapped faces' are kept since 2026-11-30); build the dataset again")
@@ -276,19 +320,19 @@ def _train(trainer: DetectorTrainer, loaded: dict, start: int, log) -> None:
                   f"{samples_lib.label_mouth_correlation(mouths, train.labels):+.2f}"
                   + (f", {samples_lib.label_mouth_correlation(mouths, train.labels, weights):+.2f} as drawn "
                      "(--match_mouths)" if weights is not None else "") + "\n")
+    identities = samples_lib.identity_indices(train.samples)[0] if trainer.identity_head is not None else None
     stream = iter(samples_lib.dataset(train.images, train.labels, train.masks, config.batch_size,
                                       config.augment, config.seed, start, config.self_blend,
                                       samples_lib.template_mask(trainer.record.framing)
                                       if config.self_blend or config.cross_blend else None,
-                                      config.reblend, pairs, weights, config.cross_blend))
+                                      config.reblend, pairs, weights, config.cross_blend, identities))
     writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
     evaluation = tf.summary.create_file_writer(os.path.join(config.model_dir, "eval"))
     step, images, window = start, 0, time.perf_counter()
     began = window
     with writer.as_default(), gan_trainer.StopSignal() as stop:
         while step < config.steps:
-            batch_images, batch_labels, batch_masks = next(stream)
-            values, finite = trainer.train_step(batch_images, batch_labels, batch_masks)
+            values, finite = trainer.train_step(*next(stream))
             step += 1
             images += config.batch_size
             last = step == config.steps
@@ -303,7 +347,10 @@ def _train(trainer: DetectorTrainer, loaded: dict, start: int, log) -> None:
                     tf.summary.scalar(name, float(value), step=step)
                 tf.summary.scalar("images_per_second", rate, step=step)
                 eta = (config.steps - step) * (now - began) / (step - start)
-                log.write(f"step {step}/{config.steps}  loss {float(values['loss/total']):.4f}  "
+                people = len(trainer.record.identity_adversary)
+                who = (f"  identity head {float(values['loss/identity_head']):.3f} "
+                       f"(guessing: {np.log(people):.3f})" if people else "")
+                log.write(f"step {step}/{config.steps}  loss {float(values['loss/total']):.4f}{who}  "
                           f"{rate:.1f} img/s  ETA {clock(eta)}\n")
                 window, images = now, 0
             if config.eval_every and (step % config.eval_every == 0 or last):
