@@ -326,8 +326,10 @@ def test_the_identity_adversary_learns_who_and_the_features_are_trained_against_
     """--identity_adversary: each training face carries the index of the person whose frame it is
     cut from (self-blended fakes their real face's); a head learns that person from the detached
     features, and the features are trained to leave it guessing. Left alone, the features tell
-    the two training people apart (the head's loss falls far under log 2, a coin's); trained
-    against it, they do not; the run records the people and resumes."""
+    the two training people apart (the head's loss falls far under a guess's); trained against
+    it, they do not; the run records the people and resumes."""
+    import tensorflow as tf
+
     from faceswap_tf.detect import manifest, samples, trainer
     from faceswap_tf.detect.model import DetectorModelConfig
     from faceswap_tf.errors import UserError
@@ -355,7 +357,11 @@ def test_the_identity_adversary_learns_who_and_the_features_are_trained_against_
         assert np.abs(image[outside] - images[nearest][outside]).max() <= 1
         assert who == ids[nearest], (names[who], names[ids[nearest]])
 
+    shares = np.bincount(ids) / len(ids)
+    guessing = float(-(shares * np.log(shares)).sum())  # the head's loss knowing only how many faces each has
+
     def head_loss(weight):
+        """The head's cross-entropy over every training face (unaugmented) after 300 steps."""
         config = trainer.DetectConfig(folder, str(tmp_path / f"w{weight}"), TEST_PEOPLE, batch_size=16,
                                       model=DetectorModelConfig(resolution=32, width=8, blocks=2),
                                       identity_adversary=weight)
@@ -363,14 +369,19 @@ def test_the_identity_adversary_learns_who_and_the_features_are_trained_against_
                                         identity_adversary=tuple(names))
         detector = trainer.DetectorTrainer(config, record)
         stream = iter(samples.dataset(images, labels, masks, 16, samples.AugmentConfig(), 0, 0, identities=ids))
-        losses = [detector.train_step(*next(stream))[0] for _ in range(150)]
-        return np.mean([float(v["loss/identity_head"]) for v in losses[-30:]])
+        for _ in range(300):
+            detector.train_step(*next(stream))
+        features = detector.model(tf.constant(images, tf.float32) / 255.0, training=False)["features"]
+        logits = detector.identity_head(features, training=False)
+        return float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(ids, logits)))
 
-    left_alone, trained_against = head_loss(0.0), head_loss(3.0)
-    print(f"identity head's loss, last 30 of 150 steps: {left_alone:.3f} left alone, {trained_against:.3f} "
-          f"trained against (log 2 = {np.log(2):.3f})")
-    assert left_alone < 0.35 * np.log(2), left_alone
-    assert trained_against > 0.7 * np.log(2), trained_against
+    # Measured (two seeds): 0.04 and 0.12 left alone, 0.635 and 0.647 trained against at weight
+    # 10, against 0.637 guessing (two thirds of these faces are the glasses man's).
+    left_alone, trained_against = head_loss(0.0), head_loss(10.0)
+    print(f"identity head's loss over the training faces after 300 steps: {left_alone:.3f} left alone, "
+          f"{trained_against:.3f} trained against (guessing: {guessing:.3f})")
+    assert left_alone < 0.4 * guessing, (left_alone, guessing)
+    assert trained_against > 0.8 * guessing, (trained_against, guessing)
     # Through run(): the record names the people, the head is in the checkpoint, a resume goes on.
     small = dict(model=DetectorModelConfig(resolution=32, width=4, blocks=2), batch_size=8, save_every=2,
                  log_every=1, eval_every=0, identity_adversary=1.0)
