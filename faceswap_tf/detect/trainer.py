@@ -207,11 +207,12 @@ class DetectorTrainer:
 
     def _train_step(self, images, labels, masks, identities=None):
         """One step; with an identity head (`identities` [N], indices into the record's
-        `identity_adversary`), the head learns from the detached features which training person
-        a face's frame shows, and the detector's features are pushed towards leaving it no
-        better than a uniform guess (the cross-entropy of its prediction against the uniform
-        distribution, less log K, which is 0 at uniform), weighted by `identity_adversary`: a
-        domain-adversarial objective with the people as domains (Ganin et al., JMLR 2016)."""
+        `identity_adversary`), the head learns which training person a face's frame shows (its
+        loss moves only the head's weights), and the detector's features are pushed towards
+        leaving it no better than a uniform guess (the cross-entropy of its prediction against the
+        uniform distribution, less log K, which is 0 at uniform; it moves only the detector's),
+        weighted by `identity_adversary`: a domain-adversarial objective with the people as
+        domains (Ganin et al., JMLR 2016)."""
         with tf.GradientTape(persistent=self.identity_head is not None) as tape:
             out = self.model(images, training=True)
             loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels[:, None], out["logit"]))
@@ -222,10 +223,10 @@ class DetectorTrainer:
                 values["loss/mask"] = mask_loss
                 loss += self.config.mask_weight * mask_loss
             if self.identity_head is not None:
-                head_logits = self.identity_head(tf.stop_gradient(out["features"]), training=True)
+                head_logits = self.identity_head(out["features"], training=True)
                 head_loss = tf.reduce_mean(
                     tf.nn.sparse_softmax_cross_entropy_with_logits(identities, head_logits))
-                log_p = tf.nn.log_softmax(self.identity_head(out["features"], training=True))
+                log_p = tf.nn.log_softmax(head_logits)
                 people = tf.cast(tf.shape(log_p)[-1], tf.float32)
                 blind = -tf.reduce_mean(tf.reduce_mean(log_p, axis=-1)) - tf.math.log(people)
                 values["loss/identity_head"] = head_loss
