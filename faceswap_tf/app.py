@@ -4,6 +4,7 @@ Importing this module starts holding back TensorFlow's start-up noise (`quiet`),
 entry module imports it before anything that imports TensorFlow.
 """
 
+import os
 import sys
 
 from faceswap_tf import quiet
@@ -31,6 +32,10 @@ def run(main) -> None:
             return main(argv)
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
+            if err.exit_at_once:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(EXIT_USER_ERROR)
             return EXIT_USER_ERROR
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from faceswap_tf import checkpoints, data, files, losses, metrics, models, run_record, runtime
-from faceswap_tf.errors import UserError, brief
+from faceswap_tf.errors import UserError, WorkerLost, brief
 from faceswap_tf.progress import clock
 
 SIDES = ("a", "b")
@@ -641,7 +641,7 @@ class _NotLoggedTwice(logging.Filter):
         tf.get_logger().removeFilter(self)
 
 
-def _cluster_failure(trainer: GanTrainer, error: Exception) -> UserError:
+def _cluster_failure(trainer: GanTrainer, error: Exception) -> WorkerLost:
     """The one line for a multi-worker run whose peer stopped (killed, crashed, cut off),
     naming the worker that went."""
     # TensorFlow names the silent task when its heartbeat times out; when a collective op
@@ -649,7 +649,7 @@ def _cluster_failure(trainer: GanTrainer, error: Exception) -> UserError:
     gone = re.findall(r"^(/job:\S+)$", str(error), re.M) or runtime.unreachable_tasks(trainer.strategy)
     cause = f"{', '.join(gone)} stopped answering" if gone else brief(error)
     latest = checkpoints.newest_readable(trainer.config.model_dir, io.StringIO())
-    return UserError(f"{trainer.config.model_dir}: training stopped at step {int(trainer.step.numpy())}: "
+    return WorkerLost(f"{trainer.config.model_dir}: training stopped at step {int(trainer.step.numpy())}: "
                      f"a worker of the cluster failed ({cause}); start every worker again to resume "
                      f"from {latest or 'step 0'}")
 
