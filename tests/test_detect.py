@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -113,6 +114,15 @@ def test_a_rerun_adds_only_what_is_missing_and_a_failed_job_leaves_the_manifest_
     assert log.getvalue().count("already in the dataset") == 4
     assert open(manifest.path_of(folder)).read() == before
     assert not [name for name in os.listdir(folder) if name.startswith(".")]
+
+    # A copy of the dataset, extended elsewhere, knows its jobs too (its swappers' exports now
+    # lie in the copy: the jobs are named after the training runs).
+    copy = shutil.copytree(folder, tmp_path / "copy")
+    log = io.StringIO()
+    fakes.build(fakes.DatasetConfig(str(copy), jobs, crfs=(35,), max_frames=MAX_FRAMES, min_face_size=160),
+                log=log)
+    assert log.getvalue().count("already in the dataset") == 4, log.getvalue()
+    assert open(manifest.path_of(copy)).read() == before
 
 
 def test_a_video_without_faces_adds_nothing_and_is_one_line(detect_data, smoke_model, data_dir):

@@ -94,7 +94,7 @@ def build(config: DatasetConfig, log=sys.stderr) -> manifest_lib.Manifest:
     for job in config.jobs:
         backend, model_dir = _swapper(job.model, job.direction, config.output_dir)
         first, held_out = _first_frame(model_dir, backend.metadata, job)
-        name = _job_name(backend, job, first, config)
+        name = _job_name(backend, model_dir, job, first, config)
         if name in found.jobs:
             log.write(f"{name}: already in the dataset\n")
             continue
@@ -140,10 +140,14 @@ def _first_frame(model_dir: str | None, metadata, job: SwapJob) -> tuple[int, bo
     return (held, True) if held is not None else (0, False)
 
 
-def _job_name(backend, job: SwapJob, first: int, config: DatasetConfig) -> str:
+def _job_name(backend, model_dir: str | None, job: SwapJob, first: int, config: DatasetConfig) -> str:
+    """The job's name in the manifest: the swapper (its training run where known, not where
+    its export lies, so a dataset copied elsewhere and extended keeps its jobs), its step, the
+    direction, the video and the settings that decide which faces are converted."""
     meta = backend.metadata
-    key = json.dumps([os.path.abspath(backend.path), meta.step, job.direction, os.path.abspath(job.video),
-                      first, config.max_frames, config.every_nth, list(config.crfs), config.min_face_size])
+    swapper = os.path.abspath(model_dir or backend.path)
+    key = json.dumps([swapper, meta.step, job.direction, os.path.abspath(job.video), first, config.max_frames,
+                      config.every_nth, list(config.crfs), config.min_face_size])
     stem = os.path.splitext(os.path.basename(job.video))[0]
     digest = hashlib.sha1(key.encode()).hexdigest()[:8]
     return f"{meta.model_name or 'model'}-{meta.step}-{job.direction}-{stem}-{digest}"
