@@ -12,7 +12,7 @@ class UserError(Exception):
 class WorkerLost(UserError):
     """A worker of a multi-worker run stopped answering. The process leaves right after its
     line: with the cluster's collectives aborted, TensorFlow's teardown of the distributed
-    input pipeline waits on its threads for 5-45 s (measured on this machine, 2026-12-02), and
+    input pipeline waits on its threads for 5-46 s (measured on this machine, 2026-12-02), and
     the run has nothing left to write (checkpoints are written then renamed)."""
 
     exit_at_once = True

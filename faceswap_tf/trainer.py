@@ -650,8 +650,8 @@ def _cluster_failure(trainer: GanTrainer, error: Exception) -> WorkerLost:
     cause = f"{', '.join(gone)} stopped answering" if gone else brief(error)
     latest = checkpoints.newest_readable(trainer.config.model_dir, io.StringIO())
     return WorkerLost(f"{trainer.config.model_dir}: training stopped at step {int(trainer.step.numpy())}: "
-                     f"a worker of the cluster failed ({cause}); start every worker again to resume "
-                     f"from {latest or 'step 0'}")
+                      f"a worker of the cluster failed ({cause}); start every worker again to resume "
+                      f"from {latest or 'step 0'}")
 
 
 def all_finite(variables) -> bool:
