@@ -218,10 +218,15 @@ def check_matches_checkpoint(settings: dict, checkpoint_path: str, what: str, fi
         return
     found = differences(saved, settings)
     if found:
-        name, theirs, ours = found[0]
+        name, theirs, ours = (_shown(value) for value in found[0])
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         raise UserError(f"{what}: {_flag(name)} is {ours}, but {checkpoint_path} was trained with "
                         f"{theirs}{more}; {fix}")
+
+
+def _shown(value) -> str:
+    """A setting's value in an error; one that settings leave out at its default is "the default"."""
+    return "the default" if value is None else str(value)
 
 
 def _flag(name: str) -> str:

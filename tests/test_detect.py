@@ -408,6 +408,88 @@ def test_the_identity_adversary_learns_who_and_the_features_are_trained_against_
         trainer.DetectConfig(folder, str(tmp_path / "m"), TEST_PEOPLE, identity_adversary=-1.0)
 
 
+def test_an_ensemble_trains_each_member_on_its_own_batch_and_scores_with_the_mean_of_their_logits(
+        detect_data, tmp_path):
+    """--members=K: K networks of one shape, each from its own initial weights and learning from
+    its own part of each batch alone; the detector's logit (and so the threshold, the report and
+    the export) is the mean of theirs. A one-member run's record and checkpoints are as before."""
+    import tensorflow as tf
+
+    from faceswap_tf.detect import exporter, manifest, samples, trainer
+    from faceswap_tf.detect.model import DetectorModelConfig, members_of
+    from faceswap_tf.errors import UserError
+
+    folder, _, _ = detect_data
+    found = manifest.read(folder)
+    framing = next(iter(found.jobs.values())).framing.with_view(1.0, 32)
+    model = DetectorModelConfig(resolution=32, width=4, blocks=2, members=3)
+    config = trainer.DetectConfig(folder, str(tmp_path / "unused"), TEST_PEOPLE, model=model, batch_size=4)
+    record = trainer.DetectorRecord(model, framing, TEST_PEOPLE, 0.25, folder)
+    train = samples.split(samples.samples_of(folder, found), frozenset(TEST_PEOPLE), 0.25).train
+    images, labels, masks = samples.load(train[:12], framing)
+    images = tf.constant(images, tf.float32) / 255.0
+
+    def trained_once(batch_images):
+        detector = trainer.DetectorTrainer(config, record)  # the same seed: the same initial weights
+        before = [m.get_weights() for m in detector.members]
+        detector.train_step(batch_images, tf.constant(labels, tf.float32), tf.constant(masks, tf.float32))
+        return detector, before, [m.get_weights() for m in detector.members]
+
+    detector, before, after = trained_once(images)
+    assert len(detector.members) == 3
+    assert not np.allclose(before[0][0], before[1][0])  # each its own initial weights
+    out = detector.model(images, training=False)
+    each = [m(images, training=False)["logit"].numpy() for m in detector.members]
+    np.testing.assert_allclose(out["logit"].numpy(), np.mean(each, axis=0), atol=1e-5)
+    masks_each = [m(images, training=False)["mask"].numpy() for m in detector.members]
+    np.testing.assert_allclose(out["mask"].numpy(), np.mean(masks_each, axis=0), atol=1e-5)
+    # Change only the second member's part of the batch (faces 4-7): only its step changes.
+    changed = tf.concat([images[:4], tf.reverse(images[4:8], axis=[1]), images[8:]], axis=0)
+    _, _, after_changed = trained_once(changed)
+    for member, moved in enumerate([False, True, False]):
+        same = all(np.array_equal(a, b) for a, b in zip(after[member], after_changed[member], strict=True))
+        assert same != moved, member
+        assert not all(np.array_equal(a, b) for a, b in zip(before[member], after[member], strict=True))
+
+    # A one-member record leaves `members` out of its settings, as the runs written before it.
+    assert "members" not in trainer.DetectorRecord(DetectorModelConfig(), framing, TEST_PEOPLE, 0.25,
+                                                   folder).settings()["model"]
+    with pytest.raises(UserError, match="--members=0: must be at least 1"):
+        DetectorModelConfig(members=0)
+    with pytest.raises(UserError, match="identity head reads one network"):
+        trainer.DetectConfig(folder, str(tmp_path / "m"), TEST_PEOPLE, model=model, identity_adversary=1.0)
+
+    # Through run(): recorded, resumed, a resume with another count refused, exported as one network.
+    small = dict(model=dataclasses.replace(model, members=2), batch_size=8, save_every=2, log_every=1,
+                 eval_every=0)
+    model_dir = str(tmp_path / "run")
+    trainer.run(trainer.DetectConfig(folder, model_dir, TEST_PEOPLE, steps=2, **small), log=io.StringIO())
+    assert trainer.read_record(model_dir)["model"]["members"] == 2
+    log = io.StringIO()
+    report = trainer.run(trainer.DetectConfig(folder, model_dir, TEST_PEOPLE, steps=3, **small), log=log)
+    assert "from step 2 to 3" in log.getvalue()
+    with pytest.raises(UserError, match="members is the default, but .*ckpt-3 was trained with 2"):
+        trainer.run(trainer.DetectConfig(folder, model_dir, TEST_PEOPLE, steps=4,
+                                         **{**small, "model": dataclasses.replace(model, members=1)}),
+                    log=io.StringIO())
+    path = exporter.export(exporter.DetectorExportConfig(model_dir, "ensemble", str(tmp_path / "export")),
+                           log=io.StringIO())
+    served = tf.saved_model.load(path).signatures["serving_default"]
+    faces = found.faces[:4]
+    crops = np.concatenate([_crops_of(folder, faces, "real"), _crops_of(folder, faces, "fake")])
+    reference = trainer.DetectorTrainer(
+        trainer.DetectConfig(folder, model_dir, TEST_PEOPLE, **small),
+        trainer.DetectorRecord(small["model"], framing, TEST_PEOPLE, 0.25, folder))
+    assert reference.restore(io.StringIO()) == 3 and len(members_of(reference.model)) == 2
+    paths = [os.path.join(folder, f.real) for f in faces] + [os.path.join(folder, f.fake) for f in faces]
+    views, _, _ = samples.load([samples.Sample(p, 0, None, frozenset(), "j", 0, None) for p in paths], framing)
+    views = tf.constant(views, tf.float32) / 255.0
+    mean_logit = np.mean([m(views, training=False)["logit"].numpy()[:, 0] for m in reference.members], axis=0)
+    np.testing.assert_allclose(served(faces=tf.constant(crops))["probability"].numpy(),
+                               1.0 / (1.0 + np.exp(-mean_logit)), atol=1e-4)
+    assert 0.0 <= report["threshold"] <= 1.0
+
+
 def test_a_reblended_fake_is_its_swap_on_one_side_of_a_line_and_its_real_crop_on_the_other(detect_data):
     """Re-blended fakes: the dataset's swap kept on one side of a feathered line, the real crop
     of the same face on the other, the mask cut the same way; the stream pairs each swap with its

@@ -34,6 +34,9 @@ _COVERAGE = flags.DEFINE_float("coverage", 1.0, "Centre part of the aligned crop
 _WIDTH = flags.DEFINE_integer("width", 32, "Filters of the first block (doubled per block).")
 _BLOCKS = flags.DEFINE_integer("blocks", 4, "Convolution blocks, each halving the side.")
 _MASK_HEAD = flags.DEFINE_boolean("mask_head", True, "A second head predicting the blend mask.")
+_MEMBERS = flags.DEFINE_integer(
+    "members", 1, "Networks trained side by side, each on batches of its own from its own initial weights; the "
+    "detector scores a face with the mean of their logits (an ensemble). Each costs one network's training.")
 _MASK_WEIGHT = flags.DEFINE_float("mask_weight", 1.0, "Weight of the mask head's loss.")
 _JPEG = flags.DEFINE_float("jpeg", 0.5, "Probability of a JPEG recompression (quality 30-95) per face.")
 _BLUR = flags.DEFINE_float("blur", 0.3, "Probability of a Gaussian blur per face.")
@@ -74,7 +77,8 @@ def config_from_flags() -> trainer.DetectConfig:
         data_dir=_DATA_DIR.value, model_dir=_MODEL_DIR.value, test_identities=tuple(_TEST_IDENTITIES.value),
         calibration_identities=tuple(_CALIBRATION_IDENTITIES.value),
         model=DetectorModelConfig(resolution=_RESOLUTION.value, coverage=_COVERAGE.value, width=_WIDTH.value,
-                                  blocks=_BLOCKS.value, mask_head=_MASK_HEAD.value),
+                                  blocks=_BLOCKS.value, mask_head=_MASK_HEAD.value,
+                                  members=_MEMBERS.value),
         augment=samples.AugmentConfig(jpeg=_JPEG.value, blur=_BLUR.value, resize=_RESIZE.value,
                                       colour=_COLOUR.value),
         validation=_VALIDATION.value, steps=_STEPS.value, batch_size=_BATCH_SIZE.value,

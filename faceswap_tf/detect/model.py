@@ -18,6 +18,7 @@ class DetectorModelConfig:
     width: int = 32  # filters of the first block, doubled per block
     blocks: int = 4  # each halves the side
     mask_head: bool = True
+    members: int = 1  # networks of this shape trained side by side; the detector's logit is their mean
 
     def __post_init__(self):
         if self.resolution % (2 ** self.blocks) or self.resolution < 2 ** (self.blocks + 1):
@@ -27,6 +28,8 @@ class DetectorModelConfig:
             raise UserError(f"--width={self.width}: must be at least 4")
         if self.blocks < 2:
             raise UserError(f"--blocks={self.blocks}: must be at least 2")
+        if self.members < 1:
+            raise UserError(f"--members={self.members}: must be at least 1")
 
     @property
     def mask_side(self) -> int:
@@ -46,7 +49,31 @@ def _block(x, filters: int, name: str):
 
 def build_detector(cfg: DetectorModelConfig) -> keras.Model:
     """faces float32 [N, R, R, 3] in [0, 1] -> {"logit": [N, 1], "mask": [N, R/4, R/4, 1] logits,
-    "features": [N, F] the pooled features the logit is read from (for `build_identity_head`)}."""
+    "features": [N, F] the pooled features the logit is read from (for `build_identity_head`)}.
+
+    With `members` > 1, that many networks of this shape side by side (layers `member0`...,
+    each with its own initial weights): the logit and the mask are the means of theirs (an
+    ensemble: each member learns, among what swaps do, its own idea of the training people,
+    which lends a stranger an offset of its own; the mean cancels much of it), "features" is
+    left out. `members_of` gives the members, each trained on batches of its own."""
+    if cfg.members == 1:
+        return _single(cfg, "detector")
+    faces = keras.Input((cfg.resolution, cfg.resolution, 3), name="faces")
+    members = [_single(cfg, f"member{i}") for i in range(cfg.members)]
+    outs = [member(faces) for member in members]
+    outputs = {"logit": layers.Average(dtype="float32", name="logit")([o["logit"] for o in outs])}
+    if cfg.mask_head:
+        outputs["mask"] = layers.Average(dtype="float32", name="mask")([o["mask"] for o in outs])
+    return keras.Model(faces, outputs, name="detector")
+
+
+def members_of(network: keras.Model) -> list[keras.Model]:
+    """The networks of `build_detector` that are trained: the network itself, or its members."""
+    found = [layer for layer in network.layers if isinstance(layer, keras.Model)]
+    return found or [network]
+
+
+def _single(cfg: DetectorModelConfig, name: str) -> keras.Model:
     faces = keras.Input((cfg.resolution, cfg.resolution, 3), name="faces")  # (R, R, 3)
     x = layers.Rescaling(2.0, offset=-1.0, name="to_signed")(faces)
     outputs = {}
@@ -60,7 +87,7 @@ def build_detector(cfg: DetectorModelConfig) -> keras.Model:
     outputs["features"] = layers.Activation("linear", dtype="float32", name="features")(pooled)  # (F,)
     pooled = layers.Dropout(0.3, name="dropout")(pooled)
     outputs["logit"] = layers.Dense(1, dtype="float32", name="logit")(pooled)  # (1,)
-    return keras.Model(faces, outputs, name="detector")
+    return keras.Model(faces, outputs, name=name)
 
 
 def build_identity_head(features: int, people: int) -> keras.Model:

@@ -26,7 +26,7 @@ from faceswap_tf import trainer as gan_trainer
 from faceswap_tf.detect import manifest as manifest_lib
 from faceswap_tf.detect import samples as samples_lib
 from faceswap_tf.detect import scores
-from faceswap_tf.detect.model import DetectorModelConfig, build_detector, build_identity_head
+from faceswap_tf.detect.model import DetectorModelConfig, build_detector, build_identity_head, members_of
 from faceswap_tf.errors import UserError, brief
 from faceswap_tf.framing import Framing
 from faceswap_tf.progress import clock
@@ -80,6 +80,10 @@ class DetectConfig:
                             "is the share of the swapped half they make, at most 1")
         if self.identity_adversary < 0:
             raise UserError(f"--identity_adversary={self.identity_adversary}: must be 0 (off) or more")
+        if self.identity_adversary and self.model.members > 1:
+            raise UserError(f"--identity_adversary={self.identity_adversary} with "
+                            f"--members={self.model.members}: the identity head reads one network's features; "
+                            "use one of the two")
         if not 0 <= self.max_false_positive < 1:
             raise UserError(f"--max_false_positive={self.max_false_positive}: must be in [0, 1)")
 
@@ -97,7 +101,10 @@ class DetectorRecord:
     identity_adversary: tuple[str, ...] = ()  # the people its identity head tells apart, in its order; () off
 
     def settings(self) -> dict:
-        settings = {"model": dataclasses.asdict(self.model), "framing": self.framing.to_json(),
+        model = dataclasses.asdict(self.model)
+        if model["members"] == 1:  # as the records and checkpoints written before there were members
+            del model["members"]
+        settings = {"model": model, "framing": self.framing.to_json(),
                     "test_identities": sorted(self.test_identities), "validation": self.validation,
                     "calibration_identities": sorted(self.calibration_identities)}
         if self.identity_adversary:  # a checkpoint that holds an identity head
@@ -152,6 +159,7 @@ class DetectorTrainer:
         self.config, self.record = config, record
         tf.keras.utils.set_random_seed(config.seed)
         self.model = build_detector(config.model)
+        self.members = members_of(self.model)
         self.optimizer = gan_trainer.FusedAdam(config.learning_rate, name="optimizer")
         self.optimizer.build(self.model.trainable_variables)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -212,16 +220,26 @@ class DetectorTrainer:
         leaving it no better than a uniform guess (the cross-entropy of its prediction against the
         uniform distribution, less log K, which is 0 at uniform; it moves only the detector's),
         weighted by `identity_adversary`: a domain-adversarial objective with the people as
-        domains (Ganin et al., JMLR 2016)."""
+        domains (Ganin et al., JMLR 2016). With several members the batch holds one batch for each
+        in turn; each learns from its own alone (the loss is the sum of theirs; the figures
+        logged, their means)."""
+        count = len(self.members)
+        chunks = [tf.split(t, count) for t in (images, labels, masks)]
         with tf.GradientTape(persistent=self.identity_head is not None) as tape:
-            out = self.model(images, training=True)
-            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels[:, None], out["logit"]))
-            values = {"loss/classifier": loss}
-            if "mask" in out and self.config.mask_weight:
-                target = tf.image.resize(masks, tf.shape(out["mask"])[1:3], method="area")
-                mask_loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(target, out["mask"]))
-                values["loss/mask"] = mask_loss
-                loss += self.config.mask_weight * mask_loss
+            classifier, mask_loss = [], []
+            for member, x, y, m in zip(self.members, *chunks, strict=True):
+                out = member(x, training=True)
+                classifier.append(tf.reduce_mean(
+                    tf.nn.sigmoid_cross_entropy_with_logits(y[:, None], out["logit"])))
+                if "mask" in out and self.config.mask_weight:
+                    target = tf.image.resize(m, tf.shape(out["mask"])[1:3], method="area")
+                    mask_loss.append(tf.reduce_mean(
+                        tf.nn.sigmoid_cross_entropy_with_logits(target, out["mask"])))
+            loss = tf.add_n(classifier)
+            values = {"loss/classifier": loss / count}
+            if mask_loss:
+                values["loss/mask"] = tf.add_n(mask_loss) / count
+                loss += self.config.mask_weight * tf.add_n(mask_loss)
             if self.identity_head is not None:
                 head_logits = self.identity_head(out["features"], training=True)
                 head_loss = tf.reduce_mean(
@@ -239,7 +257,7 @@ class DetectorTrainer:
             self.identity_optimizer.apply(head_grads, self.identity_head.trainable_variables)
             del tape
         self.step.assign_add(1)
-        values["loss/total"] = loss
+        values["loss/total"] = loss / count
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in values.values()])
         return values, finite
 
@@ -322,7 +340,8 @@ def _train(trainer: DetectorTrainer, loaded: dict, start: int, log) -> None:
                   + (f", {samples_lib.label_mouth_correlation(mouths, train.labels, weights):+.2f} as drawn "
                      "(--match_mouths)" if weights is not None else "") + "\n")
     identities = samples_lib.identity_indices(train.samples)[0] if trainer.identity_head is not None else None
-    stream = iter(samples_lib.dataset(train.images, train.labels, train.masks, config.batch_size,
+    stream = iter(samples_lib.dataset(train.images, train.labels, train.masks,
+                                      config.batch_size * len(trainer.members),
                                       config.augment, config.seed, start, config.self_blend,
                                       samples_lib.template_mask(trainer.record.framing)
                                       if config.self_blend or config.cross_blend else None,
@@ -335,7 +354,7 @@ def _train(trainer: DetectorTrainer, loaded: dict, start: int, log) -> None:
         while step < config.steps:
             values, finite = trainer.train_step(*next(stream))
             step += 1
-            images += config.batch_size
+            images += config.batch_size * len(trainer.members)
             last = step == config.steps
             if not bool(finite):
                 raise gan_trainer.TrainingDiverged(
