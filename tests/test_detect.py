@@ -487,7 +487,14 @@ def test_an_ensemble_trains_each_member_on_its_own_batch_and_scores_with_the_mea
     mean_logit = np.mean([m(views, training=False)["logit"].numpy()[:, 0] for m in reference.members], axis=0)
     np.testing.assert_allclose(served(faces=tf.constant(crops))["probability"].numpy(),
                                1.0 / (1.0 + np.exp(-mean_logit)), atol=1e-4)
-    assert 0.0 <= report["threshold"] <= 1.0
+    # The report measures each member alone as it measures the mean.
+    assert len(report["members"]) == 2
+    for member in report["members"]:
+        assert 0.0 <= member["threshold"] <= 1.0
+        assert member["groups"].keys() == report["groups"].keys()
+        assert member["groups"]["unseen_pairs"]["faces"] == report["groups"]["unseen_pairs"]["faces"]
+    assert report["members"][0]["groups"]["unseen_pairs"] != report["members"][1]["groups"]["unseen_pairs"]
+    assert "member 1 alone: threshold" in "\n".join(trainer.report_lines(report))
 
 
 def test_a_reblended_fake_is_its_swap_on_one_side_of_a_line_and_its_real_crop_on_the_other(detect_data):

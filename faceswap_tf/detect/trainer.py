@@ -261,12 +261,13 @@ class DetectorTrainer:
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in values.values()])
         return values, finite
 
-    def _predict(self, images):
-        return tf.sigmoid(self.model(images, training=False)["logit"][:, 0])
+    def _predict(self, images, member=None):
+        network = self.model if member is None else self.members[member]
+        return tf.sigmoid(network(images, training=False)["logit"][:, 0])
 
-    def probabilities(self, images: np.ndarray, batch: int = 64) -> np.ndarray:
-        """uint8 [N, R, R, 3] views -> fake probabilities [N]."""
-        out = [self.predict(tf.constant(images[i:i + batch], tf.float32) / 255.0).numpy()
+    def probabilities(self, images: np.ndarray, batch: int = 64, member: int | None = None) -> np.ndarray:
+        """uint8 [N, R, R, 3] views -> fake probabilities [N]: the detector's, or one member's."""
+        out = [self.predict(tf.constant(images[i:i + batch], tf.float32) / 255.0, member).numpy()
                for i in range(0, len(images), batch)]
         return np.concatenate(out) if out else np.zeros([0], np.float32)
 
@@ -407,29 +408,41 @@ def _labelled(image: np.ndarray, label: float, probability: float) -> np.ndarray
 
 def measure(trainer: DetectorTrainer, loaded: dict, config: DetectConfig) -> dict:
     """The threshold from validation, then every group of test faces: uncompressed swaps of
-    unseen pairs, the same per CRF, and the real faces alone (false positives)."""
+    unseen pairs, the same per CRF, and the real faces alone (false positives). An ensemble's
+    members are each measured alike (`members`: their own thresholds and groups), so a report
+    shows what the mean gives over its members."""
+    report = {"step": int(trainer.step.numpy()), "test_identities": list(config.test_identities),
+              **_measured(trainer.probabilities, loaded, config)}
+    if len(trainer.members) > 1:
+        report["members"] = [
+            _measured(lambda images, i=i: trainer.probabilities(images, member=i), loaded, config)
+            for i in range(len(trainer.members))]
+    return report
+
+
+def _measured(score, loaded: dict, config: DetectConfig) -> dict:
+    """{"threshold", "groups"} of one scoring function (uint8 views -> probabilities)."""
     validation, calibration = loaded["validation"], loaded["calibration"]
-    val_scores = trainer.probabilities(validation.images)
-    calibration_scores = trainer.probabilities(calibration.images)
+    val_scores = score(validation.images)
+    calibration_scores = score(calibration.images)
     threshold = scores.threshold_for(np.concatenate([val_scores[validation.labels == 0], calibration_scores]),
                                      config.max_false_positive)
     groups = {"validation": (validation, val_scores)}
     if len(calibration.samples):
         groups["calibration_reals"] = (calibration, calibration_scores)
     test = loaded["test"]
-    test_scores = trainer.probabilities(test.images)
+    test_scores = score(test.images)
     crfs = sorted({s.crf for s in test.samples if s.crf is not None})
-    report = {"step": int(trainer.step.numpy()), "threshold": threshold,
-              "test_identities": list(config.test_identities), "groups": {}}
+    measured = {"threshold": threshold, "groups": {}}
     for name, wanted in [("unseen_pairs", None)] + [(f"unseen_pairs_crf{crf}", crf) for crf in crfs]:
         pick = np.array([s.crf == wanted for s in test.samples])
         groups[name] = (_Part([s for s, p in zip(test.samples, pick, strict=True) if p], test.images[pick],
                               test.labels[pick], test.masks[pick]), test_scores[pick])
     for name, (part, probabilities) in groups.items():
         tracks = [(*s.track, s.frame // config.track_frames) for s in part.samples]
-        report["groups"][name] = scores.summary(probabilities, part.labels, tracks, threshold)
-        report["groups"][name]["real_score_vs_mouth"] = _mouth_shortcut(part, probabilities)
-    return report
+        measured["groups"][name] = scores.summary(probabilities, part.labels, tracks, threshold)
+        measured["groups"][name]["real_score_vs_mouth"] = _mouth_shortcut(part, probabilities)
+    return measured
 
 
 def _mouth_shortcut(part: _Part, probabilities: np.ndarray) -> float | None:
@@ -450,9 +463,17 @@ def report_lines(report: dict) -> list[str]:
              f"{'group':<22} {'faces':>6} {'frame AUC':>9} {'EER':>6} {'acc':>6} {'FP real':>8} "
              f"{'video AUC':>9} {'real~mouth':>10}"]
     for name, g in report["groups"].items():
-        def f(value, spec=".3f"):
-            return "-" if value is None or value != value else format(value, spec)
-        lines.append(f"{name:<22} {g['faces']:>6} {f(g['frame_auc']):>9} {f(g['eer']):>6} "
-                     f"{f(g['accuracy']):>6} {f(g['false_positive_rate']):>8} {f(g['video_auc']):>9} "
-                     f"{f(g.get('real_score_vs_mouth'), '+.2f'):>10}")
+        lines.append(f"{name:<22} {g['faces']:>6} {_figure(g['frame_auc']):>9} {_figure(g['eer']):>6} "
+                     f"{_figure(g['accuracy']):>6} {_figure(g['false_positive_rate']):>8} "
+                     f"{_figure(g['video_auc']):>9} {_figure(g.get('real_score_vs_mouth'), '+.2f'):>10}")
+    for i, member in enumerate(report.get("members", ())):
+        g = member["groups"]
+        lines.append(f"member {i} alone: threshold {member['threshold']:.4f}; " + "; ".join(
+            f"{name} AUC {_figure(g[name]['frame_auc'])}, "
+            f"real flagged {_figure(g[name]['false_positive_rate'])}"
+            for name in ("unseen_pairs", "unseen_pairs_crf35") if name in g))
     return lines
+
+
+def _figure(value, spec=".3f") -> str:
+    return "-" if value is None or value != value else format(value, spec)
