@@ -53,9 +53,9 @@ def build_detector(cfg: DetectorModelConfig) -> keras.Model:
 
     With `members` > 1, that many networks of this shape side by side (layers `member0`...,
     each with its own initial weights): the logit and the mask are the means of theirs (an
-    ensemble: each member learns, among what swaps do, its own idea of the training people,
-    which lends a stranger an offset of its own; the mean cancels much of it), "features" is
-    left out. `members_of` gives the members, each trained on batches of its own."""
+    ensemble: the mean outvotes a member that learnt what does not carry to strangers; it did
+    not remove the offset strangers' real faces share across members, README, Detect),
+    "features" is left out. `members_of` gives the members, each trained on batches of its own."""
     if cfg.members == 1:
         return _single(cfg, "detector")
     faces = keras.Input((cfg.resolution, cfg.resolution, 3), name="faces")
