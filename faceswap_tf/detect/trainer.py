@@ -241,6 +241,7 @@ class DetectorTrainer:
                 values["loss/mask"] = tf.add_n(mask_loss) / count
                 loss += self.config.mask_weight * tf.add_n(mask_loss)
             if self.identity_head is not None:
+                # `out` is the one member's: the adversary needs members=1 (DetectConfig).
                 head_logits = self.identity_head(out["features"], training=True)
                 head_loss = tf.reduce_mean(
                     tf.nn.sparse_softmax_cross_entropy_with_logits(identities, head_logits))
