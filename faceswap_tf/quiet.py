@@ -14,6 +14,9 @@ TensorFlow probe its devices (the last of the start-up lines), shows the lines h
 `--verbosity=1` (`-v 1`) asked for them, and gives file descriptor 2 back to the terminal, so
 nothing TensorFlow says later, a fatal error included, passes through the filter. TensorFlow's
 Python logger is also kept to warnings (it reports every checkpoint and SavedModel written).
+Code that imports TensorFlow only when it needs it, after the flags are parsed (convert loads
+it for a local model, not for TF Serving's REST API), takes it from `tensorflow()`, which
+filters its start-up lines the same way for as long as the import and the device probe take.
 """
 
 import atexit
@@ -36,6 +39,7 @@ NOISE = re.compile(
 )
 
 _filter = None
+_verbose = True  # until an entry point's release() says otherwise: nothing is dropped
 
 
 class _Filter:
@@ -119,7 +123,30 @@ def release(verbose: bool) -> None:
         absl_logging.set_verbosity(absl_logging.WARNING)
     if _filter is None:
         return
+    global _verbose
+    _verbose = verbose
     if "tensorflow" in sys.modules:
         sys.modules["tensorflow"].config.list_physical_devices()  # the CUDA probe logs here
     _filter.release(verbose)
     _filter.close()
+
+
+def tensorflow():
+    """The `tensorflow` module, imported (the first time) with its start-up lines dropped as
+    `release` dropped them: for an entry point that loads TensorFlow only once it knows it needs
+    it. Elsewhere (tests, workers, --verbosity=1, TensorFlow already loaded) a plain import."""
+    if "tensorflow" in sys.modules or _filter is None or _verbose:
+        import tensorflow
+
+        return tensorflow
+    sys.stderr.flush()
+    window = _Filter()
+    window.release(False)  # drops the start-up lines, passes any other on at once
+    try:
+        import tensorflow
+
+        tensorflow.config.list_physical_devices()
+    finally:
+        window.close()
+        os.close(window.terminal)
+    return tensorflow
