@@ -137,3 +137,43 @@ def test_output_convolutions_run_in_the_compute_dtype_and_return_float32():
         # bfloat16 keeps 8 bits: the outputs agree to about 1% of their range, not exactly.
         np.testing.assert_allclose(out[name].numpy(), reference[name].numpy(), atol=0.03)
         assert not np.array_equal(out[name].numpy(), reference[name].numpy())
+
+
+@pytest.mark.parametrize("size, shape", [(3, (2, 8, 6, 5)), (5, (2, 16, 12, 8)), (7, (1, 10, 14, 4))])
+def test_a_folded_convolution_is_the_convolution(size, shape):
+    x = tf.random.normal(shape, seed=7)
+    kernel = tf.random.normal((size, size, shape[-1], 3), seed=8)
+    reference = tf.nn.conv2d(x, kernel, 1, "SAME")
+    np.testing.assert_allclose(models.folded_convolution(x, kernel).numpy(), reference.numpy(), atol=1e-4)
+    with tf.GradientTape(persistent=True) as tape:  # and so are its gradients
+        tape.watch([x, kernel])
+        folded = tf.reduce_sum(models.folded_convolution(x, kernel) ** 2)
+        plain = tf.reduce_sum(tf.nn.conv2d(x, kernel, 1, "SAME") ** 2)
+    for a, b in zip(tape.gradient(folded, [x, kernel]), tape.gradient(plain, [x, kernel]), strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-2)
+
+
+def test_the_output_convolutions_fold_and_give_the_plain_result():
+    cfg = models.ModelConfig(**TINY)
+    decoder = models.build_decoder(cfg, "a")
+    code = tf.random.normal((2, *cfg.code_shape), seed=3)
+    graph = tf.function(decoder).get_concrete_function(tf.TensorSpec(code.shape)).graph
+    assert any(op.type == "SpaceToDepth" for op in graph.get_operations())  # the 5x5 convolutions fold
+    folded = decoder(code)
+    with models.plain_convolutions():
+        plain = decoder(code)
+        graph = tf.function(decoder).get_concrete_function(tf.TensorSpec((1, *cfg.code_shape))).graph
+    assert not any(op.type == "SpaceToDepth" for op in graph.get_operations())
+    for name in ("rgb", "mask"):
+        np.testing.assert_allclose(folded[name].numpy(), plain[name].numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("strides", [1, 2])
+def test_patch_conv_equals_conv(strides):
+    x = tf.random.normal((2, 8, 8, 16), seed=4)
+    conv = keras.layers.Conv2D(24, 3, strides=strides, padding="same")
+    patch = models.PatchConv2D(24, 3, strides=strides, padding="same")
+    conv.build(x.shape)
+    patch.build(x.shape)
+    patch.set_weights(conv.get_weights())
+    np.testing.assert_allclose(patch(x).numpy(), conv(x).numpy(), rtol=1e-5, atol=1e-5)
