@@ -14,12 +14,14 @@ TensorFlow probe its devices (the last of the start-up lines), shows the lines h
 `--verbosity=1` (`-v 1`) asked for them, and gives file descriptor 2 back to the terminal, so
 nothing TensorFlow says later, a fatal error included, passes through the filter. TensorFlow's
 Python logger is also kept to warnings (it reports every checkpoint and SavedModel written).
-Code that imports TensorFlow only when it needs it, after the flags are parsed (convert loads
-it for a local model, not for TF Serving's REST API), takes it from `tensorflow()`, which
-filters its start-up lines the same way for as long as the import and the device probe take.
+An entry point that imports TensorFlow only when it needs it, after its flags are parsed
+(convert loads it for a local model or a run record, not for TF Serving's REST API), gets the
+same filtering for that import: `release` leaves a hook on `sys.meta_path` that runs the first
+import of `tensorflow` and its device probe through the filter, then gives fd 2 back again.
 """
 
 import atexit
+import importlib.util
 import logging
 import multiprocessing
 import os
@@ -39,7 +41,6 @@ NOISE = re.compile(
 )
 
 _filter = None
-_verbose = True  # until an entry point's release() says otherwise: nothing is dropped
 
 
 class _Filter:
@@ -123,30 +124,48 @@ def release(verbose: bool) -> None:
         absl_logging.set_verbosity(absl_logging.WARNING)
     if _filter is None:
         return
-    global _verbose
-    _verbose = verbose
     if "tensorflow" in sys.modules:
         sys.modules["tensorflow"].config.list_physical_devices()  # the CUDA probe logs here
+    elif not verbose:
+        sys.meta_path.insert(0, _QuietImport())
     _filter.release(verbose)
     _filter.close()
 
 
-def tensorflow():
-    """The `tensorflow` module, imported (the first time) with its start-up lines dropped as
-    `release` dropped them: for an entry point that loads TensorFlow only once it knows it needs
-    it. Elsewhere (tests, workers, --verbosity=1, TensorFlow already loaded) a plain import."""
-    if "tensorflow" in sys.modules or _filter is None or _verbose:
-        import tensorflow
+class _QuietImport:
+    """A meta path finder for the first import of `tensorflow` after `release`: it hands the
+    import machinery TensorFlow's own spec with its loader wrapped in `_QuietLoader`, and
+    leaves `sys.meta_path`."""
 
-        return tensorflow
-    sys.stderr.flush()
-    window = _Filter()
-    window.release(False)  # drops the start-up lines, passes any other on at once
-    try:
-        import tensorflow
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
 
-        tensorflow.config.list_physical_devices()
-    finally:
-        window.close()
-        os.close(window.terminal)
-    return tensorflow
+
+class _QuietLoader:
+    """TensorFlow's loader, its module run and its devices probed with fd 2 filtered."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        sys.stderr.flush()
+        window = _Filter()
+        window.release(False)  # drops the start-up lines, passes any other on at once
+        try:
+            self.loader.exec_module(module)
+            module.config.list_physical_devices()
+        finally:
+            window.close()
+            os.close(window.terminal)
+
+    def __getattr__(self, name):  # get_resource_reader, is_package, ...: TensorFlow's loader's
+        return getattr(self.loader, name)

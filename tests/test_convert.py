@@ -313,9 +313,13 @@ def run_convert(*args, **kwargs):
                           text=True, timeout=300, **kwargs)
 
 
-def test_mistakes_are_one_clear_line(smoke_export, clip_a, data_dir, tmp_path):
+def test_mistakes_are_one_clear_line(smoke_export, smoke_model, clip_a, data_dir, tmp_path):
     model = f"--model={os.path.join(smoke_export, 'smoke')}"
+    stranger = data_path(data_dir, "clips", "extra_man_hoodie.mp4")
     for args, message in [
+        # (TensorFlow is imported late here: by the run record, and by the local model below)
+        ([model, f"--input={stranger}", f"--output={tmp_path}/o.mp4", f"--held_out_of={smoke_model}"],
+         "that run never trained on"),
         ([model, f"--input={tmp_path}/nope.mp4", f"--output={tmp_path}/o.mp4"],
          f"{tmp_path}/nope.mp4: no such file"),
         ([f"--model={tmp_path}", f"--input={clip_a}", f"--output={tmp_path}/o.mp4"], "no SavedModel version"),
@@ -326,8 +330,7 @@ def test_mistakes_are_one_clear_line(smoke_export, clip_a, data_dir, tmp_path):
     ]:
         result = run_convert(*args)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-1500:]
-        # One line: no TensorFlow start-up noise either, though a local model loads TensorFlow late.
-        [line] = result.stderr.strip().splitlines()
+        [line] = result.stderr.strip().splitlines()  # one line: no TensorFlow start-up lines either
         assert message in line
     assert not os.path.exists(tmp_path / "o.mp4") and not os.path.exists(tmp_path / "o.png")
 

@@ -32,7 +32,7 @@ import urllib.request
 import cv2
 import numpy as np
 
-from faceswap_tf import quiet, signatures
+from faceswap_tf import signatures
 from faceswap_tf.errors import UserError, brief
 from faceswap_tf.signatures import SwapperMetadata
 
@@ -64,7 +64,8 @@ class LocalSavedModel:
     exported model (`signatures.DETECTOR`), checked the same way."""
 
     def __init__(self, path: str, contract: signatures.Contract = signatures.SWAPPER):
-        tf = quiet.tensorflow()
+        import tensorflow as tf
+
         self._tf = tf
         self.path = resolve_version(path)
         try:
@@ -215,8 +216,7 @@ class GrpcServing:
                  retries: int = 3, backoff: float = 0.5):
         try:
             import grpc
-
-            tf = quiet.tensorflow()
+            import tensorflow as tf
             from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
         except ImportError:
             raise UserError("gRPC needs the tensorflow-serving-api package: pip install "
