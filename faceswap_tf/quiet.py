@@ -95,6 +95,8 @@ class _Filter:
         self.thread.join(timeout=2.0)
         os.close(self.read)
         self.read = None
+        if not self.thread.is_alive():  # its copy of the terminal: nothing writes to it any more
+            os.close(self.terminal)
 
 
 def install() -> None:
@@ -165,7 +167,6 @@ class _QuietLoader:
             module.config.list_physical_devices()
         finally:
             window.close()
-            os.close(window.terminal)
 
     def __getattr__(self, name):  # get_resource_reader, is_package, ...: TensorFlow's loader's
         return getattr(self.loader, name)
