@@ -497,6 +497,73 @@ def test_an_ensemble_trains_each_member_on_its_own_batch_and_scores_with_the_mea
     assert "member 1 alone: threshold" in "\n".join(trainer.report_lines(report))
 
 
+def test_the_high_pass_view_is_the_face_less_its_blur_and_is_recorded():
+    """--view=high_pass: the network's first layer reads the view less its Gaussian blur (as
+    OpenCV blurs, reflecting at the borders), times the gain: nothing of a flat or smoothly lit
+    patch, all of a sharp edge; the run's settings name the view only when it is not the RGB
+    one, as the records written before it was an option."""
+    import tensorflow as tf
+
+    from faceswap_tf.detect import trainer
+    from faceswap_tf.detect.model import DetectorModelConfig, HighPass, build_detector
+    from faceswap_tf.errors import UserError
+    from faceswap_tf.framing import Framing
+
+    rng = np.random.default_rng(0)
+    faces = rng.uniform(-1, 1, (2, 24, 24, 3)).astype(np.float32)
+    out = HighPass(sigma=1.5, gain=4.0)(tf.constant(faces)).numpy()
+    for face, got in zip(faces, out, strict=True):
+        blurred = cv2.GaussianBlur(face, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT_101)
+        np.testing.assert_allclose(got, 4.0 * (face - blurred), atol=1e-5)
+    ramp = np.broadcast_to(np.linspace(-1, 1, 24, dtype=np.float32)[None, :, None], (24, 24, 3))
+    assert np.abs(HighPass()(tf.constant(ramp[None])).numpy()[0, :, 4:-4]).max() < 2e-3  # no detail
+    edge = np.where(np.arange(24) < 12, -1.0, 1.0).astype(np.float32)[None, :, None] * np.ones((24, 1, 3))
+    assert np.abs(HighPass()(tf.constant(edge[None], tf.float32)).numpy()).max() > 1.0
+    network = build_detector(DetectorModelConfig(resolution=32, width=4, blocks=2, view="high_pass"))
+    assert network.get_layer("high_pass") is not None
+    # The network reads detail only: the same faces brighter by a constant score alike.
+    views = rng.uniform(0.2, 0.7, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(network(views + 0.2)["logit"].numpy(), network(views)["logit"].numpy(),
+                               atol=1e-4)
+    framing = Framing(crop_size=256, padding=0.1, coverage=1.0, resolution=128)
+    for view, recorded in (("rgb", None), ("high_pass", "high_pass")):
+        record = trainer.DetectorRecord(DetectorModelConfig(view=view), framing, ("x",), 0.25, "d")
+        assert record.settings()["model"].get("view") == recorded
+        assert trainer.DetectorRecord.from_json(record.to_json(), "test").model.view == view
+    with pytest.raises(UserError, match="--view=edges: choose rgb, high_pass"):
+        DetectorModelConfig(view="edges")
+
+
+def test_occluders_are_thin_sharp_strokes_that_cover_the_mask_where_they_lie():
+    """--occlude: spectacle frames, ellipses and lines drawn over a face, real or swapped alike;
+    the image changes only where the mask was lowered (the stroke covers the swap there), the
+    strokes are thin (a small part of the view), and every drawing has at least one."""
+    import tensorflow as tf
+
+    from faceswap_tf.detect import samples
+
+    tf.random.set_seed(0)
+    image = tf.fill([64, 64, 3], 0.5)
+    covered = []
+    for _ in range(30):
+        drawn, mask = samples.occluded(image, tf.ones([64, 64, 1]))
+        drawn, mask = drawn.numpy(), mask.numpy()[..., 0]
+        changed = np.abs(drawn - 0.5).max(axis=-1) > 1e-6
+        assert 0.0 <= mask.min() and mask.max() <= 1.0 and 0.0 <= drawn.min() and drawn.max() <= 1.0
+        np.testing.assert_array_equal(changed, mask < 1.0 - 1e-6)
+        covered.append(changed.mean())
+    assert min(covered) > 0.0 and max(covered) < 0.25 and 0.005 < np.median(covered) < 0.12, covered
+    # In the training stream both labels get them: with --occlude=1 every face, real or swapped.
+    faces = np.full([8, 32, 32, 3], 128, np.uint8)
+    labels = np.repeat([0.0, 1.0], 4).astype(np.float32)
+    only_occluders = samples.AugmentConfig(jpeg=0, blur=0, resize=0, colour=0, flip=0, occlude=1.0)
+    masks = np.ones([8, 32, 32, 1], np.float32)
+    batch = next(iter(samples.dataset(faces, labels, masks, 16, only_occluders, 0, 0)))
+    images, drawn_labels = batch[0].numpy(), batch[1].numpy()
+    for label in (0.0, 1.0):
+        assert all(np.abs(x - 128 / 255).max() > 0.1 for x in images[drawn_labels == label])
+
+
 def test_a_reblended_fake_is_its_swap_on_one_side_of_a_line_and_its_real_crop_on_the_other(detect_data):
     """Re-blended fakes: the dataset's swap kept on one side of a feathered line, the real crop
     of the same face on the other, the mask cut the same way; the stream pairs each swap with its

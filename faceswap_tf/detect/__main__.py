@@ -12,7 +12,7 @@ from absl import flags
 
 from faceswap_tf import app
 from faceswap_tf.detect import samples, trainer
-from faceswap_tf.detect.model import DetectorModelConfig
+from faceswap_tf.detect.model import VIEWS, DetectorModelConfig
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "The dataset (faceswap_tf.detect.dataset's --output_dir).",
                                 required=True)
@@ -37,11 +37,18 @@ _MASK_HEAD = flags.DEFINE_boolean("mask_head", True, "A second head predicting t
 _MEMBERS = flags.DEFINE_integer(
     "members", 1, "Networks trained side by side, each on batches of its own from its own initial weights; the "
     "detector scores a face with the mean of their logits (an ensemble). Each costs one network's training.")
+_VIEW = flags.DEFINE_enum(
+    "view", "rgb", list(VIEWS), "What the network's first layer reads: the view's colours, or its "
+    "detail alone (the view less its blur), without the shapes and colours that tell who a person is.")
 _MASK_WEIGHT = flags.DEFINE_float("mask_weight", 1.0, "Weight of the mask head's loss.")
 _JPEG = flags.DEFINE_float("jpeg", 0.5, "Probability of a JPEG recompression (quality 30-95) per face.")
 _BLUR = flags.DEFINE_float("blur", 0.3, "Probability of a Gaussian blur per face.")
 _RESIZE = flags.DEFINE_float("resize", 0.3, "Probability of a downscale and upscale per face.")
 _COLOUR = flags.DEFINE_float("colour", 0.8, "Probability of colour jitter per face.")
+_OCCLUDE = flags.DEFINE_float(
+    "occlude", 0.0, "Probability per face of thin sharp strokes drawn over it (a spectacle frame, an ellipse's "
+    "outline, a straight line), real and swapped faces alike, so that a sharp line across a face is not taken "
+    "for a blend's seam.")
 _SELF_BLEND = flags.DEFINE_float(
     "self_blend", 0.0, "Share of the swapped faces in each batch made from real ones instead: an altered copy "
     "of the face blended back into it inside a deformed, feathered face hull (self-blended images).")
@@ -78,9 +85,9 @@ def config_from_flags() -> trainer.DetectConfig:
         calibration_identities=tuple(_CALIBRATION_IDENTITIES.value),
         model=DetectorModelConfig(resolution=_RESOLUTION.value, coverage=_COVERAGE.value, width=_WIDTH.value,
                                   blocks=_BLOCKS.value, mask_head=_MASK_HEAD.value,
-                                  members=_MEMBERS.value),
+                                  members=_MEMBERS.value, view=_VIEW.value),
         augment=samples.AugmentConfig(jpeg=_JPEG.value, blur=_BLUR.value, resize=_RESIZE.value,
-                                      colour=_COLOUR.value),
+                                      colour=_COLOUR.value, occlude=_OCCLUDE.value),
         validation=_VALIDATION.value, steps=_STEPS.value, batch_size=_BATCH_SIZE.value,
         learning_rate=_LEARNING_RATE.value, mask_weight=_MASK_WEIGHT.value, self_blend=_SELF_BLEND.value,
         reblend=_REBLEND.value, cross_blend=_CROSS_BLEND.value, match_mouths=_MATCH_MOUTHS.value,

@@ -6,9 +6,12 @@ its surroundings, which other tools' swaps share, rather than at one generator's
 import dataclasses
 
 import keras
+import numpy as np
 from keras import layers
 
 from faceswap_tf.errors import UserError
+
+VIEWS = ("rgb", "high_pass")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,6 +22,7 @@ class DetectorModelConfig:
     blocks: int = 4  # each halves the side
     mask_head: bool = True
     members: int = 1  # networks of this shape trained side by side; the detector's logit is their mean
+    view: str = "rgb"  # what the first layer reads: the view's colours, or "high_pass": its detail alone
 
     def __post_init__(self):
         if self.resolution % (2 ** self.blocks) or self.resolution < 2 ** (self.blocks + 1):
@@ -30,10 +34,41 @@ class DetectorModelConfig:
             raise UserError(f"--blocks={self.blocks}: must be at least 2")
         if self.members < 1:
             raise UserError(f"--members={self.members}: must be at least 1")
+        if self.view not in VIEWS:
+            raise UserError(f"--view={self.view}: choose {', '.join(VIEWS)}")
 
     @property
     def mask_side(self) -> int:
         return self.resolution // 4
+
+
+class HighPass(layers.Layer):
+    """The view less its Gaussian blur (sigma `sigma` pixels), per channel, times `gain`: the
+    detail a face swap changes (a face drawn at a lower resolution than the frame around it, the
+    blend's seam, recompression) without the shapes and colours that tell who a person is or
+    how his mouth stands. A fixed filter, no weights."""
+
+    def __init__(self, sigma: float = 1.5, gain: float = 4.0, **kwargs):
+        super().__init__(**kwargs)
+        self.sigma, self.gain = sigma, gain
+        radius = int(np.ceil(3 * sigma))
+        taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+        self._taps = (taps / taps.sum()).astype(np.float32)
+
+    def call(self, inputs):
+        channels = inputs.shape[-1]
+        taps = keras.ops.convert_to_tensor(self._taps, dtype=inputs.dtype)
+        size = self._taps.shape[0]
+        blurred = inputs
+        for shape in ((size, 1, 1, 1), (1, size, 1, 1)):  # separable: rows, then columns
+            kernel = keras.ops.tile(keras.ops.reshape(taps, shape), (1, 1, channels, 1))
+            padded = keras.ops.pad(blurred, [[0, 0], [shape[0] // 2] * 2, [shape[1] // 2] * 2, [0, 0]],
+                                   mode="reflect")
+            blurred = keras.ops.depthwise_conv(padded, kernel, padding="valid")
+        return (inputs - blurred) * self.gain
+
+    def get_config(self):
+        return {**super().get_config(), "sigma": self.sigma, "gain": self.gain}
 
 
 def _block(x, filters: int, name: str):
@@ -76,6 +111,8 @@ def members_of(network: keras.Model) -> list[keras.Model]:
 def _single(cfg: DetectorModelConfig, name: str) -> keras.Model:
     faces = keras.Input((cfg.resolution, cfg.resolution, 3), name="faces")  # (R, R, 3)
     x = layers.Rescaling(2.0, offset=-1.0, name="to_signed")(faces)
+    if cfg.view == "high_pass":
+        x = HighPass(name="high_pass")(x)
     outputs = {}
     for i in range(cfg.blocks):
         x = _block(x, cfg.width * 2 ** i, f"block{i}")  # (R / 2^(i+1), R / 2^(i+1), width * 2^i)

@@ -176,6 +176,7 @@ class AugmentConfig:
     resize: float = 0.3  # of a downscale to 40..90% and back up
     colour: float = 0.8  # of brightness, contrast, saturation and hue jitter
     flip: float = 0.5
+    occlude: float = 0.0  # of thin sharp strokes drawn over the face (`occluded`): spectacles, strands, cables
 
 
 def augment(image, mask, config: AugmentConfig):
@@ -212,11 +213,65 @@ def augment(image, mask, config: AugmentConfig):
         quality = tf.random.uniform([], 30, 96, tf.int32)
         return tf.image.adjust_jpeg_quality(x, quality)
 
+    image, mask = tf.cond(tf.random.uniform([]) < config.occlude, lambda: occluded(image, mask),
+                          lambda: (image, mask))
     image = maybe(config.colour, colour, image)
     image = maybe(config.resize, resize, image)
     image = maybe(config.blur, blur, image)
     image = maybe(config.jpeg, jpeg, image)
     return tf.ensure_shape(image, [None, None, 3]), mask
+
+
+def occluded(image, mask, strokes: int = 3):
+    """A [R, R, 3] float image in [0, 1] with up to `strokes` thin, sharp, antialiased strokes
+    drawn over it, and its mask less where they cover it: an ellipse's outline, a mirrored pair
+    of them joined by a bridge (a spectacle frame), or a straight segment (a strand of hair, a
+    cable, a microphone's stand), each 0.7-2.5 pixels wide, dark or light, mostly opaque. Real
+    faces carry such edges in front of them; a detector that reads fine detail must not take
+    every sharp line across a face for a blend's seam (the glasses man's real faces, README,
+    Detect). Drawn on real and swapped faces alike."""
+    side = tf.cast(tf.shape(image)[0], tf.float32)
+    ys, xs = tf.meshgrid(tf.range(side) + 0.5, tf.range(side) + 0.5, indexing="ij")
+
+    def uniform(low, high, shape=()):
+        return tf.random.uniform(shape, low, high)
+
+    def ring(cx, cy, rx, ry):
+        radius = tf.sqrt(tf.square((xs - cx) / rx) + tf.square((ys - cy) / ry))
+        return tf.abs(radius - 1.0) * tf.minimum(rx, ry)
+
+    def segment(x0, y0, x1, y1):
+        dx, dy = x1 - x0, y1 - y0
+        t = tf.clip_by_value(((xs - x0) * dx + (ys - y0) * dy) / (dx * dx + dy * dy + 1e-6), 0.0, 1.0)
+        return tf.sqrt(tf.square(xs - x0 - t * dx) + tf.square(ys - y0 - t * dy))
+
+    def spectacles():
+        cy, gap = uniform(0.3, 0.55) * side, uniform(0.12, 0.2) * side
+        rx, ry = uniform(0.09, 0.16) * side, uniform(0.06, 0.12) * side
+        centre = side / 2 + uniform(-0.05, 0.05) * side
+        left, right = centre - gap, centre + gap
+        return tf.reduce_min(tf.stack([ring(left, cy, rx, ry), ring(right, cy, rx, ry),
+                                       segment(left + rx, cy, right - rx, cy)]), axis=0)
+
+    def one_ring():
+        return ring(uniform(0.2, 0.8) * side, uniform(0.2, 0.8) * side, uniform(0.05, 0.25) * side,
+                    uniform(0.05, 0.25) * side)
+
+    def line():
+        ends = uniform(0.0, 1.0, [4]) * side
+        return segment(ends[0], ends[1], ends[2], ends[3])
+
+    for index in range(strokes):
+        distance = tf.switch_case(tf.random.uniform([], 0, 3, tf.int32), [spectacles, one_ring, line])
+        width = uniform(0.7, 2.5)
+        alpha = uniform(0.6, 1.0) * tf.clip_by_value(width / 2.0 + 0.5 - distance, 0.0, 1.0)[..., None]
+        if index:  # the first stroke always, each other one half the time
+            alpha *= tf.cast(uniform(0.0, 1.0) < 0.5, tf.float32)
+        light = tf.random.uniform([]) < 0.3
+        colour = tf.where(light, uniform(0.6, 1.0, [3]), uniform(0.0, 0.3, [3]))
+        image = image * (1.0 - alpha) + colour * alpha
+        mask = mask * (1.0 - alpha)
+    return image, mask
 
 
 # --- self-blended fakes -------------------------------------------------------------------

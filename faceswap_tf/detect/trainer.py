@@ -102,8 +102,9 @@ class DetectorRecord:
 
     def settings(self) -> dict:
         model = dataclasses.asdict(self.model)
-        if model["members"] == 1:  # as the records and checkpoints written before there were members
-            del model["members"]
+        for name, default in (("members", 1), ("view", "rgb")):  # as records written before they were
+            if model[name] == default:
+                del model[name]
         settings = {"model": model, "framing": self.framing.to_json(),
                     "test_identities": sorted(self.test_identities), "validation": self.validation,
                     "calibration_identities": sorted(self.calibration_identities)}
