@@ -213,8 +213,9 @@ def augment(image, mask, config: AugmentConfig):
         quality = tf.random.uniform([], 30, 96, tf.int32)
         return tf.image.adjust_jpeg_quality(x, quality)
 
-    image, mask = tf.cond(tf.random.uniform([]) < config.occlude, lambda: occluded(image, mask),
-                          lambda: (image, mask))
+    if config.occlude:  # (without it, the random draws are the ones runs made before it was an option)
+        image, mask = tf.cond(tf.random.uniform([]) < config.occlude, lambda: occluded(image, mask),
+                              lambda: (image, mask))
     image = maybe(config.colour, colour, image)
     image = maybe(config.resize, resize, image)
     image = maybe(config.blur, blur, image)
