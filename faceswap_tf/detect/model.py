@@ -42,29 +42,37 @@ class DetectorModelConfig:
         return self.resolution // 4
 
 
+def gaussian_blur(images, sigma, radius: int, mode: str = "symmetric"):
+    """Separable Gaussian blur of float images, [N, H, W, C] or one [H, W, C]: sigma in pixels (a
+    number or a scalar tensor, drawn at random in the augmentations), `radius` taps either side
+    of the centre, the borders padded by `mode` (keras.ops.pad's: "symmetric" repeats the edge
+    pixel, "reflect" does not, as OpenCV's default border). The one blur of the detect stage:
+    the high-pass view, the augmentations' blur and the self-blended fakes' softening and
+    feathering."""
+    batch = images if len(images.shape) == 4 else images[None]
+    offsets = keras.ops.arange(-radius, radius + 1, dtype="float32")
+    taps = keras.ops.exp(-0.5 * keras.ops.square(offsets / keras.ops.cast(sigma, "float32")))
+    taps = keras.ops.cast(taps / keras.ops.sum(taps), batch.dtype)
+    channels = keras.ops.shape(batch)[-1]
+    for shape in ((2 * radius + 1, 1, 1, 1), (1, 2 * radius + 1, 1, 1)):  # rows, then columns
+        kernel = keras.ops.tile(keras.ops.reshape(taps, shape), (1, 1, channels, 1))
+        padded = keras.ops.pad(batch, [[0, 0], [shape[0] // 2] * 2, [shape[1] // 2] * 2, [0, 0]], mode=mode)
+        batch = keras.ops.depthwise_conv(padded, kernel, padding="valid")
+    return batch if len(images.shape) == 4 else batch[0]
+
+
 class HighPass(layers.Layer):
-    """The view less its Gaussian blur (sigma `sigma` pixels), per channel, times `gain`: the
-    detail a face swap changes (a face drawn at a lower resolution than the frame around it, the
-    blend's seam, recompression) without the shapes and colours that tell who a person is or
-    how his mouth stands. A fixed filter, no weights."""
+    """The view less its Gaussian blur (sigma `sigma` pixels, reflected at the borders), per
+    channel, times `gain`: the detail a face swap changes (a face drawn at a lower resolution
+    than the frame around it, the blend's seam, recompression) without the shapes and colours
+    that tell who a person is or how his mouth stands. A fixed filter, no weights."""
 
     def __init__(self, sigma: float = 1.5, gain: float = 4.0, **kwargs):
         super().__init__(**kwargs)
         self.sigma, self.gain = sigma, gain
-        radius = int(np.ceil(3 * sigma))
-        taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-        self._taps = (taps / taps.sum()).astype(np.float32)
 
     def call(self, inputs):
-        channels = inputs.shape[-1]
-        taps = keras.ops.convert_to_tensor(self._taps, dtype=inputs.dtype)
-        size = self._taps.shape[0]
-        blurred = inputs
-        for shape in ((size, 1, 1, 1), (1, size, 1, 1)):  # separable: rows, then columns
-            kernel = keras.ops.tile(keras.ops.reshape(taps, shape), (1, 1, channels, 1))
-            padded = keras.ops.pad(blurred, [[0, 0], [shape[0] // 2] * 2, [shape[1] // 2] * 2, [0, 0]],
-                                   mode="reflect")
-            blurred = keras.ops.depthwise_conv(padded, kernel, padding="valid")
+        blurred = gaussian_blur(inputs, self.sigma, int(np.ceil(3 * self.sigma)), mode="reflect")
         return (inputs - blurred) * self.gain
 
     def get_config(self):

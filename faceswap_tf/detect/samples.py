@@ -52,6 +52,7 @@ import numpy as np
 import tensorflow as tf
 
 from faceswap_tf.detect import manifest as manifest_lib
+from faceswap_tf.detect.model import gaussian_blur
 from faceswap_tf.errors import UserError
 from faceswap_tf.faces import align, expression, masks
 from faceswap_tf.framing import Framing
@@ -203,11 +204,7 @@ def augment(image, mask, config: AugmentConfig):
         return tf.image.resize(tf.image.resize(x, small, antialias=True), size)
 
     def blur(x):
-        sigma = tf.random.uniform([], 0.3, 1.5)
-        taps = tf.exp(-0.5 * tf.square(tf.range(-3.0, 4.0) / sigma))
-        taps /= tf.reduce_sum(taps)
-        kernel = tf.tile((taps[:, None] * taps[None, :])[:, :, None, None], [1, 1, 3, 1])
-        return tf.nn.depthwise_conv2d(x[None], kernel, [1, 1, 1, 1], "SAME")[0]
+        return gaussian_blur(x, tf.random.uniform([], 0.3, 1.5), 3)
 
     def jpeg(x):
         quality = tf.random.uniform([], 30, 96, tf.int32)
@@ -297,18 +294,6 @@ def _affine(image, scale, shift, fill_mode="REFLECT"):
         fill_value=0.0, interpolation="BILINEAR", fill_mode=fill_mode)[0]
 
 
-def _gaussian(image, sigma, radius: int):
-    """Separable Gaussian blur of a [H, W, C] float image; sigma a scalar tensor (pixels)."""
-    taps = tf.exp(-0.5 * tf.square(tf.range(-radius, radius + 1, dtype=tf.float32) / sigma))
-    taps /= tf.reduce_sum(taps)
-    channels = tf.shape(image)[-1]
-    rows = tf.tile(taps[:, None, None, None], [1, 1, channels, 1])
-    cols = tf.tile(taps[None, :, None, None], [1, 1, channels, 1])
-    padded = tf.pad(image[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="SYMMETRIC")
-    out = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")
-    return tf.nn.depthwise_conv2d(out, cols, [1, 1, 1, 1], "VALID")[0]
-
-
 def self_blended(image, template, donor=None):
     """A real face (uint8 [R, R, 3]) -> (uint8 swapped-like face, label 1, float mask [R, R, 1]):
     an altered copy of the face blended back into it (module docstring). `template` is
@@ -330,7 +315,7 @@ def self_blended(image, template, donor=None):
     sharpness = uniform([], 0.004, 0.012) * side
 
     def soft(x=source):  # computed only in the branches that use it
-        return _gaussian(x, sharpness, int(np.ceil(3 * 0.012 * pixels)))
+        return gaussian_blur(x, sharpness, int(np.ceil(3 * 0.012 * pixels)))
 
     small = tf.cast(side * uniform([], 0.35, 0.8), tf.int32)
     source = tf.switch_case(kind, [
@@ -345,7 +330,7 @@ def self_blended(image, template, donor=None):
     hull = _affine(template[..., None], uniform([2], 0.8, 1.08), uniform([2], -0.03, 0.03) * side, "CONSTANT")
     hull = tf.cast(hull > uniform([], 0.3, 0.7), tf.float32)
     feather = uniform([], 0.005, 0.05) * side
-    mask = _gaussian(hull, feather, int(np.ceil(3 * 0.05 * pixels)))
+    mask = gaussian_blur(hull, feather, int(np.ceil(3 * 0.05 * pixels)))
     opacity = tf.where(uniform([]) < 0.5, 1.0, uniform([], 0.6, 1.0))
     mask = tf.clip_by_value(mask * opacity, 0.0, 1.0)
     blended = tf.clip_by_value(source * mask + face * (1.0 - mask), 0.0, 1.0)
