@@ -244,6 +244,32 @@ def test_a_video_whose_frames_are_flagged_is_judged_swapped_whatever_a_few_lower
     assert found["video_auc"] == 1.0 and found["tracks"] == 2
 
 
+def test_the_threshold_flags_the_validation_faces_it_must_from_the_middle_of_their_gap():
+    """At most --max_false_positive of the validation real faces flagged, and of the thresholds
+    that catch the same fakes, the one halfway (in log-odds) between the highest real score it
+    must pass and the lowest fake score it catches: a stranger's real faces scoring a little
+    above the training people's (measured: 2-27% of them flagged at the lowest threshold, README,
+    Detect) are not flagged for it."""
+    from faceswap_tf.detect import scores
+
+    rng = np.random.default_rng(0)
+    real = 1 / (1 + np.exp(-rng.normal(-9.0, 1.0, 400)))  # log-odds about -9
+    fake = 1 / (1 + np.exp(-rng.normal(6.0, 1.0, 300)))
+    fake[0] = 0.0  # a swap scored as real: missed at any threshold the real faces allow
+    threshold = scores.threshold_for(real, 0.01, fake)
+    passed = np.sort(real)[-5]  # 4 of 400 real faces may be flagged
+    assert np.sum(real >= threshold) <= 4 and np.sum(fake >= threshold) == 299
+    lowest = scores.threshold_for(real, 0.01)  # no fakes given: the lowest such threshold
+    assert lowest == np.nextafter(passed, np.inf)
+    assert np.sum(real >= lowest) == 4 and np.sum(fake >= lowest) == 299
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    np.testing.assert_allclose(logit(threshold), (logit(passed) + logit(np.sort(fake)[1])) / 2, rtol=1e-9)
+    stranger = 1 / (1 + np.exp(-rng.normal(-5.0, 1.0, 400)))  # real faces 4 log-odds above them
+    assert np.mean(stranger >= lowest) > 0.5 and np.mean(stranger >= threshold) < 0.01
+    # Fakes that overlap the real faces leave no gap: the lowest threshold, the weakest fake caught.
+    assert scores.threshold_for(real, 0.01, [np.nextafter(passed, np.inf)]) == lowest
+    assert scores.threshold_for([], 0.01, fake) == 0.5
+
 def test_mouth_matching_draws_real_and_swapped_faces_with_alike_mouths():
     """Swaps whose mouths open less than the real faces': drawn by `mouth_matching`'s weights,
     the mouth no longer tells the label, and `dataset` draws faces by those weights."""

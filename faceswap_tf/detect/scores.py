@@ -44,12 +44,37 @@ def eer(scores, labels) -> float:
     return float((fpr[i] + fnr[i]) / 2)
 
 
-def threshold_for(real_scores, max_false_positive: float) -> float:
-    """The lowest threshold at which at most `max_false_positive` of these real faces score
-    at or above it (a face is judged fake at score >= threshold)."""
+def threshold_for(real_scores, max_false_positive: float, fake_scores=()) -> float:
+    """A threshold at which at most `max_false_positive` of these real faces score at or above
+    it (a face is judged fake at score >= threshold). Of the thresholds that allow that and
+    catch the same fakes, the one in the middle of the gap in log-odds between the highest real
+    score it must pass and the lowest fake score it catches, as a maximum-margin classifier
+    would place it (the real faces the allowance let through may fall below it: fewer flagged).
+    The lowest such threshold (where it stood before) passes the top real faces by a hair, so
+    it flags a share of any new person's real faces near `max_false_positive` or above,
+    however far the fakes lie from them. Without fakes above it, the lowest."""
     real = np.sort(np.asarray(real_scores, np.float64))
+    if not len(real):
+        return 0.5
     allowed = int(np.floor(max_false_positive * len(real)))
-    return float(np.nextafter(real[len(real) - allowed - 1], np.inf)) if len(real) else 0.5
+    passed = real[len(real) - allowed - 1]  # the highest real score the threshold must pass
+    lowest = float(np.nextafter(passed, np.inf))
+    fakes = np.asarray(fake_scores, np.float64)
+    caught = fakes[fakes >= lowest]
+    if not len(caught):
+        return lowest
+    weakest = caught.min()
+    middle = _sigmoid((_logit(passed) + _logit(weakest)) / 2)
+    return float(min(max(middle, lowest), weakest))
+
+
+def _logit(p: float) -> float:
+    p = min(max(float(p), 1e-7), 1 - 1e-7)
+    return float(np.log(p / (1 - p)))
+
+
+def _sigmoid(x: float) -> float:
+    return float(1 / (1 + np.exp(-x)))
 
 
 def pooled(frame_scores) -> float:

@@ -5,7 +5,8 @@ CheckpointManager; a run resumes from the newest readable checkpoint, refuses on
 settings, never saves NaN weights (`trainer.save_checkpoint`), saves and stops on SIGINT or
 SIGTERM. TensorBoard: `model_dir/train` (losses, images/s) and `model_dir/eval` (validation
 AUC, the ROC curve, the most confidently wrong faces). At the end the threshold is chosen on
-the validation faces (at most `max_false_positive` of their real faces flagged) and the test
+the validation faces (at most `max_false_positive` of their real faces flagged, in the middle
+of the gap between those it passes and the swaps it catches: `scores.threshold_for`) and the test
 faces (people never seen in training) are measured: `model_dir/report.json`. With
 `identity_adversary` the checkpoint also holds the identity head and its optimizer (the people
 it tells apart are part of the run's settings); the export leaves them out.
@@ -428,7 +429,7 @@ def _measured(score, loaded: dict, config: DetectConfig) -> dict:
     val_scores = score(validation.images)
     calibration_scores = score(calibration.images)
     threshold = scores.threshold_for(np.concatenate([val_scores[validation.labels == 0], calibration_scores]),
-                                     config.max_false_positive)
+                                     config.max_false_positive, val_scores[validation.labels == 1])
     groups = {"validation": (validation, val_scores)}
     if len(calibration.samples):
         groups["calibration_reals"] = (calibration, calibration_scores)
