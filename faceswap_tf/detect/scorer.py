@@ -195,12 +195,18 @@ def _overlay(frame: np.ndarray, drawn: list, threshold: float) -> np.ndarray:
 
 
 def _plot(result: dict, threshold: float, path: str, size=(640, 240)) -> None:
-    """The frame scores over time, the threshold dashed, as a PNG."""
+    """The frame scores over time, the threshold dashed, as a PNG: the title above the plot,
+    probability 1 and 0 marked at its right edge, so a line along 0 stays readable."""
     width, height = size
     image = np.full((height, width, 3), 255, np.uint8)
     frames = result["frame_scores"]
     last = max(f["frame"] for f in frames) or 1
-    y_of = lambda p: int(round((1.0 - p) * (height - 20))) + 10  # noqa: E731
+    top, bottom = 26, height - 8
+    y_of = lambda p: int(round(bottom - p * (bottom - top)))  # noqa: E731
+    for p, label in ((1.0, "1"), (0.0, "0")):
+        cv2.line(image, (0, y_of(p)), (width - 1, y_of(p)), (225, 225, 225), 1)
+        cv2.putText(image, label, (width - 12, y_of(p) - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (90, 90, 90), 1,
+                    cv2.LINE_AA)
     for x in range(0, width, 12):
         cv2.line(image, (x, y_of(threshold)), (x + 6, y_of(threshold)), (120, 120, 120), 1)
     points = [(int(round(f["frame"] / last * (width - 1))), y_of(f["score"]))
@@ -210,7 +216,6 @@ def _plot(result: dict, threshold: float, path: str, size=(640, 240)) -> None:
     for point in points:
         cv2.circle(image, point, 2, (40, 40, 200), -1)
     title = f"fake probability per frame (threshold {threshold:.2f}); {os.path.basename(result['path'])}"
-    cv2.putText(image, title,
-                (6, height - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(image, title, (6, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     ok, png = cv2.imencode(".png", image)
     files.write_atomic(path, png.tobytes())
