@@ -64,11 +64,11 @@ class ExportedModule(tf.Module):
         self._metadata_json = metadata.to_json()
         self.bytes_signature = bytes_signature
         size = self.framing.crop_size
-        self.by_faces = tf.function(by_faces, input_signature=[
+        self.by_faces = tf.function(by_faces, autograph=False, input_signature=[
             tf.TensorSpec([None, size, size, 3], tf.uint8, name="faces")])
-        self.by_bytes = tf.function(by_bytes, input_signature=[
+        self.by_bytes = tf.function(by_bytes, autograph=False, input_signature=[
             tf.TensorSpec([None], tf.string, name="image_bytes")])
-        self.metadata = tf.function(self._metadata, input_signature=[
+        self.metadata = tf.function(self._metadata, autograph=False, input_signature=[
             tf.TensorSpec([], tf.int32, name="request")])
 
     def signatures(self) -> dict:
