@@ -177,7 +177,7 @@ class DetectorTrainer:
         self.checkpoint = tf.train.Checkpoint(**self._tracked)
         self.checkpoint_dir = config.model_dir
         self._manager = None
-        # autograph=False, as the swapper's step: nothing to convert, and converting costs seconds.
+        # autograph=False, as the swapper's step (trainer.GanTrainer): nothing here to convert.
         self.train_step = (self._train_step if config.run_eagerly
                            else tf.function(self._train_step, autograph=False))
         self.predict = tf.function(self._predict, autograph=False)
