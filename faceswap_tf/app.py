@@ -4,6 +4,7 @@ Importing this module starts holding back TensorFlow's start-up noise (`quiet`),
 entry module imports it before anything that imports TensorFlow.
 """
 
+import gc
 import os
 import sys
 
@@ -22,6 +23,10 @@ EXIT_USER_ERROR = 2
 def run(main) -> None:
     """absl's `app.run(main)`, with `UserError` printed as `error: ...` and exit code 2.
     `--verbosity=1` (`-v 1`) also shows TensorFlow's start-up log."""
+    # Everything imported by now (TensorFlow's modules are most of it) lives until the exit:
+    # frozen, the collector no longer walks it, in a run or at the exit (`import tensorflow`
+    # alone: 7.3 s to exit without this, 6.0 s with it, measured).
+    gc.freeze()
 
     def guarded(argv):
         # absl has set its logging verbosity from --verbosity (-v) by now: no FLAGS read here.

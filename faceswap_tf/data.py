@@ -164,6 +164,9 @@ def dataset(faces: np.ndarray, config: DataConfig, start_step: int = 0, side: in
     count, size = len(faces), faces.shape[1]
     logits = None if weights is None else tf.constant(np.log(np.asarray(weights, np.float64))[None], tf.float32)
 
+    # No AutoGraph (tf.data's map converts by default; nothing here is Python control flow on
+    # tensors): a process's first dataset took 0.64-0.99 s with it, 0.22-0.25 s without.
+    @tf.autograph.experimental.do_not_convert
     def batch(step):
         seed = tf.stack([tf.cast(config.seed * 2 + side, tf.int64), step])
         draw, params = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
